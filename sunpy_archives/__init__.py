@@ -1,0 +1,18 @@
+"""
+sunpy-archives: Fido clients for the Solar Orbiter SPICE data releases, the
+IMAP Science Data Center, JSOC (through drms) and the ESO Science Archive.
+
+Importing the package registers its clients with `sunpy.net.Fido` (and their
+attrs, e.g. ``a.spice``). Nothing here touches the network.
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("sunpy-archives")
+except PackageNotFoundError:  # pragma: no cover - running from an uninstalled tree
+    __version__ = "0.0.0"
+
+from .spice import SPICEClient  # noqa: E402  (import registers the client with Fido)
+
+__all__ = ["__version__", "SPICEClient"]

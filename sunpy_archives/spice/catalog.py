@@ -1,0 +1,340 @@
+"""
+The SPICE catalog: every file of a release, one row each, as a pandas DataFrame.
+
+Reading a large ``catalog.csv`` (hundreds of thousands of rows, ~100
+columns) takes seconds, so a parsed catalog is kept twice: in memory for the
+life of the process, and on disk as a Parquet file keyed by the catalog's URL
+and its HTTP validator (ETag, else Last-Modified and size). A repeated search
+asks the server only whether the catalog changed (one HEAD request).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import tempfile
+import threading
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+
+from ..core.config import cache_dir
+from ..core.errors import BadInputError, SearchError
+from ..core.http import make_session, request
+from .release import ARCHIVE, Release
+
+__all__ = ["Catalog", "load_catalog", "read_catalog_csv", "DATE_COLUMNS", "REQUIRED_COLUMNS"]
+
+log = logging.getLogger("sunpy_archives")
+
+#: Columns parsed as datetimes (MISSING becomes NaT).
+DATE_COLUMNS = ("DATE-BEG", "DATE", "TIMAQUTC", "DATE-END", "DATE-AVG")
+#: Columns a catalog must have for search and download to work.
+REQUIRED_COLUMNS = frozenset({"LEVEL", "FILENAME", "FILE_PATH", "DATE-BEG"})
+
+_memory: dict[str, tuple[str, object]] = {}
+_memory_lock = threading.Lock()
+
+
+def read_catalog_csv(source) -> "pandas.DataFrame":  # noqa: F821
+    """Parse a ``catalog.csv`` (path or file object) into a DataFrame.
+
+    The literal ``MISSING`` becomes a missing value in every column and the
+    date columns become ``datetime64`` (UTC, timezone-naive, as in the FITS
+    headers).
+    """
+    import pandas as pd
+
+    try:
+        frame = pd.read_csv(source, engine="pyarrow", na_values=["MISSING"], keep_default_na=True)
+    except Exception as exc:  # pyarrow raises its own error types for malformed CSV
+        raise SearchError(f"the catalog could not be parsed as CSV ({exc})", archive=ARCHIVE) from None
+    for column in DATE_COLUMNS:
+        if column in frame.columns and not pd.api.types.is_datetime64_any_dtype(frame[column]):
+            frame[column] = pd.to_datetime(frame[column], format="ISO8601", errors="coerce")
+    missing = REQUIRED_COLUMNS - set(frame.columns)
+    if missing and len(frame.columns):
+        raise SearchError(f"the catalog lacks the column(s) {', '.join(sorted(missing))}",
+                          archive=ARCHIVE)
+    return frame
+
+
+def _validator(headers) -> str:
+    etag = headers.get("ETag")
+    if etag:
+        return f"etag:{etag}"
+    return f"lm:{headers.get('Last-Modified', '')}|len:{headers.get('Content-Length', '')}"
+
+
+def _cache_file(url: str, directory: Path) -> Path:
+    digest = hashlib.sha256(url.encode()).hexdigest()[:20]
+    return directory / "spice" / f"catalog-{digest}.parquet"
+
+
+def _read_parquet(path: Path, url: str, validator: str):
+    import pyarrow.parquet as pq
+
+    try:
+        meta = pq.read_metadata(path).metadata or {}
+    except (OSError, ValueError):
+        return None
+    if meta.get(b"sunpy_archives.url", b"").decode() != url:
+        return None
+    if meta.get(b"sunpy_archives.validator", b"").decode() != validator:
+        return None
+    return pq.read_table(path).to_pandas()
+
+
+def _write_parquet(frame, path: Path, url: str, validator: str) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    meta = dict(table.schema.metadata or {})
+    meta[b"sunpy_archives.url"] = url.encode()
+    meta[b"sunpy_archives.validator"] = validator.encode()
+    table = table.replace_schema_metadata(meta)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    os.close(fd)
+    try:
+        pq.write_table(table, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def load_catalog(release: Release, *, cache: str | os.PathLike | None = None, refresh: bool = False,
+                 session=None):
+    """The parsed catalog of ``release``, from memory, the disk cache, or the server.
+
+    Parameters
+    ----------
+    release : Release
+    cache : path-like, optional
+        Cache folder (default: ``SUNPY_ARCHIVES_CACHE_DIR`` or the user cache).
+    refresh : bool
+        Ignore both caches and download the catalog again.
+    session : requests.Session, optional
+
+    Returns
+    -------
+    pandas.DataFrame
+        Shared with later calls: copy it before changing it in place.
+    """
+    session = session or release.session
+    url = release.catalog_url
+    head = request(session, "HEAD", url, archive=ARCHIVE, ok=(404, 405),
+                   setting_hint="SUNPY_ARCHIVES_SPICE_URL")
+    if head.status_code == 404:
+        release.check_exists()
+        raise SearchError(f"release {release.tag} has no catalog.csv", archive=ARCHIVE, url=url)
+    validator = _validator(head.headers) if head.status_code < 300 else "unknown"
+    with _memory_lock:
+        held = _memory.get(url)
+    if not refresh and held is not None and held[0] == validator and validator != "unknown":
+        return held[1]
+    path = _cache_file(url, cache_dir(cache))
+    frame = None
+    if not refresh and validator != "unknown" and path.exists():
+        frame = _read_parquet(path, url, validator)
+    if frame is None:
+        frame = _download_and_parse(session, url)
+        try:
+            _write_parquet(frame, path, url, validator)
+        except OSError as exc:  # a read-only cache must not stop a search
+            log.warning("could not cache the SPICE catalog in %s: %s", path.parent, exc)
+    with _memory_lock:
+        _memory[url] = (validator, frame)
+    return frame
+
+
+def _download_and_parse(session, url: str):
+    response = request(session, "GET", url, archive=ARCHIVE, stream=True,
+                       setting_hint="SUNPY_ARCHIVES_SPICE_URL")
+    with tempfile.TemporaryFile() as tmp:
+        for chunk in response.iter_content(1 << 20):
+            tmp.write(chunk)
+        tmp.seek(0)
+        return read_catalog_csv(tmp)
+
+
+def clear_memory_cache() -> None:
+    """Forget every catalog held in memory (the disk cache stays)."""
+    with _memory_lock:
+        _memory.clear()
+
+
+def _load_pandas():
+    import pandas as pd
+
+    return pd
+
+
+class Catalog:
+    """A SPICE catalog with sospice's search helpers.
+
+    Build it from a release (downloaded once, then cached) or from a local
+    ``catalog.csv``. The rows are in `frame`, a `pandas.DataFrame`; the
+    object also behaves like one for reading (``len``, ``catalog["LEVEL"]``,
+    ``catalog.columns``...).
+
+    Parameters
+    ----------
+    release : str or Release, optional
+        A release tag or object; None means the latest release.
+    filename : path-like, optional
+        A local ``catalog.csv`` instead of a release.
+    base_url : str, optional
+        Release-tree root (default: ``SUNPY_ARCHIVES_SPICE_URL`` or the public tree).
+    cache : path-like, optional
+        Folder for the parsed-catalog cache.
+    refresh : bool
+        Download the catalog again even if cached.
+
+    Examples
+    --------
+    >>> from sunpy_archives.spice import Catalog
+    >>> catalog = Catalog("2.0")  # doctest: +SKIP
+    >>> catalog.find_files(soopname="L_BOTH_HRES_HCAD_Major-Flare",
+    ...                    date_min="2022-03-01", date_max="2022-03-31")  # doctest: +SKIP
+    """
+
+    def __init__(self, release: str | Release | None = None, *, filename=None, base_url=None,
+                 cache=None, refresh: bool = False, data_frame=None):
+        self.release: Release | None = None
+        if data_frame is not None:
+            self.frame = data_frame
+        elif filename is not None:
+            path = Path(filename).expanduser()
+            if not path.is_file():
+                raise BadInputError(f"catalog file {str(path)!r} does not exist", archive=ARCHIVE)
+            self.frame = read_catalog_csv(path)
+        else:
+            if not isinstance(release, Release):
+                release = Release(release, base_url=base_url)
+            self.release = release
+            self.frame = load_catalog(release, cache=cache, refresh=refresh)
+
+    def __repr__(self) -> str:
+        source = f"release {self.release.tag}" if self.release else "local file"
+        return f"<SPICE Catalog ({source}): {len(self.frame)} files, {len(self.frame.columns)} columns>"
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+    def __getitem__(self, key):
+        return self.frame[key]
+
+    def __getattr__(self, name):
+        if name == "frame":
+            raise AttributeError(name)
+        return getattr(self.frame, name)
+
+    def find_files(self, query: str | None = None, date_min=None, date_max=None, closest_to_date=None,
+                   **keywords):
+        """Files matching every criterion given, as a DataFrame.
+
+        Parameters
+        ----------
+        query : str, optional
+            A filter expression such as ``"LEVEL=='L2' & NAXIS1 < 100 & 600 < CRVAL1 < 700"``;
+            hyphenated columns go in backticks (```DATE-BEG` > '2022-04-01'``). It is
+            parsed and checked, never evaluated as Python: see `sunpy_archives.spice.query`.
+        date_min, date_max : str or datetime-like, optional
+            Bounds on DATE-BEG, both included.
+        closest_to_date : str or datetime-like, optional
+            Keep only the file whose DATE-BEG is nearest this date (after the other filters).
+        **keywords
+            Exact matches on columns (names are upper-cased: ``soopname=...``).
+            ``level`` defaults to ``"L2"`` as in sospice; ``level=None`` keeps every level.
+
+        Returns
+        -------
+        pandas.DataFrame
+        """
+        keywords = {k.upper(): v for k, v in keywords.items()}
+        keywords.setdefault("LEVEL", "L2")
+        frame = filter_keywords(self.frame, keywords)
+        if query is not None:
+            from .query import filter_frame
+
+            frame = filter_frame(frame, query)
+        frame = filter_dates(frame, date_min, date_max)
+        if closest_to_date is not None:
+            frame = closest_rows(frame, closest_to_date)
+        return frame
+
+    def find_files_by_keywords(self, **keywords):
+        """Exact matches on columns (upper-cased names), no default level."""
+        return filter_keywords(self.frame, {k.upper(): v for k, v in keywords.items()})
+
+    def find_files_by_date_range(self, date_min=None, date_max=None):
+        """Files with DATE-BEG in [date_min, date_max]."""
+        return filter_dates(self.frame, date_min, date_max)
+
+    def find_file_closest_to_date(self, date, level: str | None = "L2"):
+        """The file of ``level`` whose DATE-BEG is nearest ``date``, as a one-row DataFrame."""
+        frame = filter_keywords(self.frame, {"LEVEL": level})
+        return closest_rows(frame, date)
+
+    def file_metadata(self, index: int = 0):
+        """`FileMetadata` for row ``index`` (by position)."""
+        from .files import FileMetadata
+
+        return FileMetadata(self.frame.iloc[index], release=self.release)
+
+
+def filter_keywords(frame, keywords: dict):
+    """Rows whose columns equal the given values (None values are ignored)."""
+    mask = np.ones(len(frame), dtype=bool)
+    for column, value in keywords.items():
+        if value is None:
+            continue
+        if column not in frame.columns:
+            from .query import unknown_column_message
+
+            raise BadInputError(unknown_column_message(column, frame.columns), archive=ARCHIVE)
+        mask &= (frame[column] == value).to_numpy(dtype=bool, na_value=False)
+    return frame[mask] if not mask.all() else frame
+
+
+def _timestamp(value, what: str):
+    pd = _load_pandas()
+    try:
+        stamp = pd.Timestamp(value.datetime if hasattr(value, "datetime") else value)
+    except (ValueError, TypeError):
+        raise BadInputError(f"{what} {value!r} is not a date; use e.g. '2022-04-02T11:15'",
+                            archive=ARCHIVE) from None
+    if stamp is pd.NaT:
+        raise BadInputError(f"{what} {value!r} is not a date", archive=ARCHIVE)
+    return stamp.tz_convert("UTC").tz_localize(None) if stamp.tzinfo else stamp
+
+
+def filter_dates(frame, date_min=None, date_max=None, column: str = "DATE-BEG"):
+    """Rows with ``column`` in [date_min, date_max], both ends included."""
+    if date_min is None and date_max is None:
+        return frame
+    values = frame[column]
+    mask = np.ones(len(frame), dtype=bool)
+    if date_min is not None:
+        mask &= (values >= _timestamp(date_min, "date_min")).to_numpy(dtype=bool, na_value=False)
+    if date_max is not None:
+        mask &= (values <= _timestamp(date_max, "date_max")).to_numpy(dtype=bool, na_value=False)
+    return frame[mask]
+
+
+def closest_rows(frame, date, *, per: Iterable[str] = (), column: str = "DATE-BEG"):
+    """The row nearest ``date`` in ``column`` (one per group of ``per`` columns)."""
+    target = _timestamp(date, "date")
+    if frame.empty:
+        return frame
+    distance = (frame[column] - target).abs()
+    if not per:
+        valid = distance.dropna()
+        return frame.loc[[valid.idxmin()]] if len(valid) else frame.iloc[:0]
+    best = distance.groupby([frame[c] for c in per]).idxmin().dropna()
+    return frame.loc[best.to_numpy()]
