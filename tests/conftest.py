@@ -1,3 +1,4 @@
+import gc
 import os
 
 import pytest
@@ -25,3 +26,12 @@ def _private_cache(tmp_path_factory):
         os.environ.pop("SUNPY_ARCHIVES_CACHE_DIR", None)
     else:
         os.environ["SUNPY_ARCHIVES_CACHE_DIR"] = old
+
+
+@pytest.fixture(autouse=True)
+def _collect_parfive_loops():
+    """parfive leaves an event loop with signal handlers behind after each download;
+    collect it here, in the main thread, rather than at a random moment in a
+    local server's thread (where closing it raises)."""
+    yield
+    gc.collect()

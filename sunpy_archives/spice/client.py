@@ -175,7 +175,10 @@ def _end_times(frame):
 
 def _times(series) -> Time:
     values = series.to_numpy(dtype="datetime64[ms]")
-    return Time(values, scale="utc", format="datetime64")
+    time = Time(values, scale="utc", format="datetime64")
+    time.format = "isot"
+    time.precision = 3
+    return time
 
 
 class SPICEClient(BaseClient):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import warnings
 from pathlib import Path
 
@@ -16,15 +15,6 @@ fits = pytest.importorskip("astropy.io.fits")
 
 from astropy.config.paths import set_temp_cache  # noqa: E402
 from sospice import Catalog, FileMetadata, Release  # noqa: E402
-
-
-@pytest.fixture(autouse=True)
-def collect_parfive_loops():
-    """parfive never closes the event loop it makes (with SIGINT handlers) for a
-    download; collect it here, in the main thread, rather than letting a server
-    thread collect it (closing it there raises "signal only works in main thread")."""
-    yield
-    gc.collect()
 
 
 @pytest.fixture(scope="module")
