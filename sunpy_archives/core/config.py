@@ -63,6 +63,8 @@ SETTINGS: dict[str, Setting] = {
                 "Where parsed catalogs are cached (default: the user cache folder)."),
         Setting("max_conn", "SUNPY_ARCHIVES_MAX_CONN", "4",
                 "Parallel downloads per archive when the client makes its own downloader."),
+        Setting("max_splits", "SUNPY_ARCHIVES_MAX_SPLITS", "1",
+                "Parallel range requests per file (parfive would open 5 per file by default)."),
         Setting("retries", "SUNPY_ARCHIVES_RETRIES", "5",
                 "Retries of a request that failed with 429, 5xx or a dropped connection."),
         Setting("timeout", "SUNPY_ARCHIVES_TIMEOUT", "60",

@@ -177,7 +177,7 @@ def _tracker(downloader) -> _CompletionTracker:
 
 
 def enqueue(downloader, jobs: Iterable[DownloadJob], path: str | os.PathLike | None, *,
-            retries: int | None = None) -> list[Path]:
+            retries: int | None = None, max_splits: int | None = None) -> list[Path]:
     """Queue ``jobs`` on ``downloader`` (a `parfive.Downloader`); do not run it.
 
     Parameters
@@ -190,6 +190,10 @@ def enqueue(downloader, jobs: Iterable[DownloadJob], path: str | os.PathLike | N
         A folder or a template such as ``"data/{file_path}/{file}"``.
     retries : int, optional
         Retries per request (default: setting ``retries``).
+    max_splits : int, optional
+        Range requests per file, unless a job says otherwise (default: setting
+        ``max_splits``, 1: one connection per file keeps the archive's load at
+        the downloader's ``max_conn``).
 
     Returns
     -------
@@ -200,6 +204,7 @@ def enqueue(downloader, jobs: Iterable[DownloadJob], path: str | os.PathLike | N
     overwrite = downloader.config.overwrite
     planned = plan(jobs, template)
     middleware = RetryMiddleware(retries)
+    splits = get_int_setting("max_splits", max_splits, minimum=1)
     tracker = _tracker(downloader)
     for item in planned:
         item.dest.parent.mkdir(parents=True, exist_ok=True)
@@ -208,28 +213,29 @@ def enqueue(downloader, jobs: Iterable[DownloadJob], path: str | os.PathLike | N
             marker = marker_for(item.dest)
             marker.touch()
             tracker.expected[os.path.abspath(item.dest)] = (item.job.size, marker)
-        kwargs: dict[str, Any] = {"middlewares": (middleware,)}
-        if item.job.max_splits is not None:
-            kwargs["max_splits"] = item.job.max_splits
+        kwargs: dict[str, Any] = {
+            "middlewares": (middleware,),
+            "max_splits": item.job.max_splits if item.job.max_splits is not None else splits,
+        }
         downloader.enqueue_file(item.job.url, path=item.dest.parent, filename=item.dest.name,
                                 overwrite=item.overwrite, **kwargs)
     return [item.dest for item in planned]
 
 
 def make_downloader(*, max_conn: int | None = None, progress: bool = True,
-                    overwrite: bool | str = False, max_splits: int = 5):
+                    overwrite: bool | str = False):
     """A parfive Downloader with our User-Agent, for fetches made outside Fido."""
     import parfive
 
     max_conn = get_int_setting("max_conn", max_conn, minimum=1)
     config = parfive.SessionConfig(headers={"User-Agent": user_agent()})
-    return parfive.Downloader(max_conn=max_conn, max_splits=max_splits, progress=progress,
-                              overwrite=overwrite, config=config)
+    return parfive.Downloader(max_conn=max_conn, progress=progress, overwrite=overwrite,
+                              config=config)
 
 
 def fetch(jobs: Iterable[DownloadJob], *, path=None, downloader=None, wait: bool = True,
           progress: bool = True, overwrite: bool | str = False, max_conn: int | None = None,
-          max_splits: int = 5, retries: int | None = None, archive: str | None = None):
+          max_splits: int | None = None, retries: int | None = None, archive: str | None = None):
     """The body of every client's ``fetch``, with sunpy's conventions.
 
     With a ``downloader`` (as from Fido) the jobs are only queued and None is
@@ -239,9 +245,8 @@ def fetch(jobs: Iterable[DownloadJob], *, path=None, downloader=None, wait: bool
     """
     own = downloader is None
     if own:
-        downloader = make_downloader(max_conn=max_conn, progress=progress, overwrite=overwrite,
-                                     max_splits=max_splits)
-    enqueue(downloader, jobs, path, retries=retries)
+        downloader = make_downloader(max_conn=max_conn, progress=progress, overwrite=overwrite)
+    enqueue(downloader, jobs, path, retries=retries, max_splits=max_splits)
     if not wait:
         return downloader if own else None
     results = downloader.download()

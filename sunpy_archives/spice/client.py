@@ -345,7 +345,7 @@ class SPICEClient(BaseClient):
                             relpath_values(row.response_block_map, ["file_path"]))
                 for row in query_results]
         return fetch(jobs, path=path, downloader=downloader, wait=wait, progress=progress,
-                     overwrite=overwrite, archive=ARCHIVE)
+                     overwrite=overwrite, max_splits=kwargs.get("max_splits"), archive=ARCHIVE)
 
     # -- Fido plumbing ---------------------------------------------------------------------
 

@@ -1,0 +1,93 @@
+"""Sphinx configuration of the sunpy-archives documentation.
+
+The build is meant to run offline: no intersphinx inventories are fetched, no
+remote images are used, and the gallery examples run against the local
+archive servers that ship in ``sunpy_archives.testing``.
+"""
+
+import atexit
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+# -- Environment of the build --------------------------------------------------
+# Set before anything imports matplotlib or builds a client. The gallery
+# examples run in this process, so they inherit both values.
+os.environ["MPLBACKEND"] = "agg"
+
+# A private catalog cache for this build only: whatever the caller has set
+# (their real cache, say), the build neither reads nor writes it.
+_cache = tempfile.mkdtemp(prefix="sunpy-archives-docs-cache-")
+os.environ["SUNPY_ARCHIVES_CACHE_DIR"] = _cache
+atexit.register(shutil.rmtree, _cache, ignore_errors=True)
+
+# The gallery examples point the SPICE client at a server they start
+# themselves; drop settings that could send anything elsewhere first.
+for _variable in ("SUNPY_ARCHIVES_SPICE_URL", "SUNPY_ARCHIVES_SOAR_URL"):
+    os.environ.pop(_variable, None)
+
+DOCS = Path(__file__).resolve().parent
+sys.path.insert(0, str(DOCS / "_ext"))
+
+import sunpy_archives  # noqa: E402
+
+# -- Project information -------------------------------------------------------
+project = "sunpy-archives"
+author = "The sunpy-archives developers"
+copyright = "The sunpy-archives developers"
+release = sunpy_archives.__version__
+version = ".".join(release.split(".")[:2])
+
+# -- General configuration -----------------------------------------------------
+extensions = [
+    "sphinx.ext.autodoc",
+    "sphinx.ext.viewcode",
+    "numpydoc",
+    "sphinx_gallery.gen_gallery",
+    "sunpy_archives_docs",  # docs/_ext: the settings table, built from the code
+]
+
+exclude_patterns = ["_build", "Thumbs.db", ".DS_Store"]
+# Single backticks link to Python objects where they can be resolved, as in
+# the package's docstrings; unresolvable names render as code, silently.
+default_role = "obj"
+nitpicky = False
+
+# -- autodoc / numpydoc ----------------------------------------------------------
+autodoc_member_order = "bysource"
+autodoc_typehints = "none"  # numpydoc's Parameters sections give the types
+autoclass_content = "class"
+numpydoc_show_class_members = False
+numpydoc_class_members_toctree = False
+numpydoc_attributes_as_param_list = False
+numpydoc_xref_param_type = False
+
+# -- HTML output -----------------------------------------------------------------
+html_theme = "alabaster"
+html_title = f"sunpy-archives {release}"
+html_static_path = []
+html_theme_options = {
+    "description": "Fido clients for solar archives",
+    "fixed_sidebar": True,
+    "show_relbars": True,
+}
+html_sidebars = {"**": ["about.html", "navigation.html", "relations.html", "searchbox.html"]}
+
+# -- sphinx-gallery --------------------------------------------------------------
+sphinx_gallery_conf = {
+    "examples_dirs": "../examples",
+    "gallery_dirs": "generated/gallery",
+    # Run every example (the default runs only files named plot_*).
+    "filename_pattern": r"\.py$",
+    "plot_gallery": True,
+    # A failing example fails the build.
+    "only_warn_on_example_error": False,
+    "abort_on_example_error": False,
+    "remove_config_comments": True,
+    "download_all_examples": False,
+    "show_memory": False,
+    # No links into other projects' documentation: that needs their inventories.
+    "reference_url": {},
+}
