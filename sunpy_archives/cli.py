@@ -18,6 +18,7 @@ import argparse
 import os
 import sys
 from contextlib import contextmanager
+from importlib import import_module
 from pathlib import Path
 
 from .core.errors import ArchiveError
@@ -25,6 +26,8 @@ from .core.errors import ArchiveError
 __all__ = ["main"]
 
 ARCHIVES = ("spice",)
+#: Modules contributing sub-commands (e.g. the ``imap`` drop-in for the IMAP SDC's own CLI).
+ARCHIVE_COMMANDS: tuple[str, ...] = ()
 
 
 def _start_spice(large: bool = False, port: int = 0):
@@ -152,6 +155,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=0, help="port (default: a free one)")
     serve.add_argument("--large", action="store_true", help="serve the large generated archive")
     serve.set_defaults(func=cmd_serve)
+
+    # Archive-specific commands live beside their client; each module has
+    # ``add_commands(subparsers)``.
+    for module in ARCHIVE_COMMANDS:
+        import_module(module).add_commands(sub)
     return parser
 
 

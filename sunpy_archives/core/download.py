@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 import os
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -177,7 +177,8 @@ def _tracker(downloader) -> _CompletionTracker:
 
 
 def enqueue(downloader, jobs: Iterable[DownloadJob], path: str | os.PathLike | None, *,
-            retries: int | None = None, max_splits: int | None = None) -> list[Path]:
+            retries: int | None = None, max_splits: int | None = None,
+            middlewares: Sequence = ()) -> list[Path]:
     """Queue ``jobs`` on ``downloader`` (a `parfive.Downloader`); do not run it.
 
     Parameters
@@ -194,6 +195,11 @@ def enqueue(downloader, jobs: Iterable[DownloadJob], path: str | os.PathLike | N
         Range requests per file, unless a job says otherwise (default: setting
         ``max_splits``, 1: one connection per file keeps the archive's load at
         the downloader's ``max_conn``).
+    middlewares : sequence of aiohttp client middlewares
+        Run on every request of these jobs after the retry middleware, e.g. to
+        attach an archive's API key (parfive's ``enqueue_file`` cannot take
+        ``headers=``). A middleware sees each redirect hop, so it can keep a
+        key away from a presigned storage URL.
 
     Returns
     -------
@@ -214,7 +220,7 @@ def enqueue(downloader, jobs: Iterable[DownloadJob], path: str | os.PathLike | N
             marker.touch()
             tracker.expected[os.path.abspath(item.dest)] = (item.job.size, marker)
         kwargs: dict[str, Any] = {
-            "middlewares": (middleware,),
+            "middlewares": (middleware, *middlewares),
             "max_splits": item.job.max_splits if item.job.max_splits is not None else splits,
         }
         downloader.enqueue_file(item.job.url, path=item.dest.parent, filename=item.dest.name,
@@ -235,7 +241,8 @@ def make_downloader(*, max_conn: int | None = None, progress: bool = True,
 
 def fetch(jobs: Iterable[DownloadJob], *, path=None, downloader=None, wait: bool = True,
           progress: bool = True, overwrite: bool | str = False, max_conn: int | None = None,
-          max_splits: int | None = None, retries: int | None = None, archive: str | None = None):
+          max_splits: int | None = None, retries: int | None = None, archive: str | None = None,
+          middlewares: Sequence = ()):
     """The body of every client's ``fetch``, with sunpy's conventions.
 
     With a ``downloader`` (as from Fido) the jobs are only queued and None is
@@ -246,7 +253,7 @@ def fetch(jobs: Iterable[DownloadJob], *, path=None, downloader=None, wait: bool
     own = downloader is None
     if own:
         downloader = make_downloader(max_conn=max_conn, progress=progress, overwrite=overwrite)
-    enqueue(downloader, jobs, path, retries=retries, max_splits=max_splits)
+    enqueue(downloader, jobs, path, retries=retries, max_splits=max_splits, middlewares=middlewares)
     if not wait:
         return downloader if own else None
     results = downloader.download()

@@ -530,11 +530,14 @@ class SpiceArchiveData:
         dict
             Column name to value, values as in the CSV.
         """
+        return self._row(*self._locate(filename, tag))
+
+    def _locate(self, filename: str, tag: str | None) -> tuple[str, int]:
         found = self.find(filename, tag)
         if found is None:
             raise KeyError(f"no file {filename!r} in SPICE release(s) "
                            f"{tag if tag else ', '.join(self._releases)}")
-        return self._row(*found)
+        return found
 
     def find(self, filename: str, tag: str | None = None,
              file_path: str | None = None) -> tuple[str, int] | None:
@@ -673,11 +676,7 @@ class SpiceArchiveData:
         bytes
             The FITS file (about 10 to 60 kB).
         """
-        found = self.find(filename, tag)
-        if found is None:
-            raise KeyError(f"no file {filename!r} in SPICE release(s) "
-                           f"{tag if tag else ', '.join(self._releases)}")
-        return self._fits_at(*found)
+        return self._fits_at(*self._locate(filename, tag))
 
     def _fits_at(self, tag: str, position: int) -> bytes:
         row = self._row(tag, position)
