@@ -11,16 +11,19 @@ from __future__ import annotations
 from docutils import nodes
 from sphinx.util.docutils import SphinxDirective
 
-HEADERS = ("sunpyrc key", "Environment variable", "Default", "Meaning")
-WIDTHS = (14, 28, 30, 40)
-
-
-def _cell(*children: nodes.Node) -> nodes.entry:
-    return nodes.entry("", nodes.paragraph("", "", *children))
+HEADERS = ("Environment variable and sunpyrc key", "Meaning and default")
+WIDTHS = (36, 64)
 
 
 def _literal(text: str) -> nodes.literal:
     return nodes.literal(text, text)
+
+
+def _entry(*paragraphs: list[nodes.Node]) -> nodes.entry:
+    entry = nodes.entry()
+    for children in paragraphs:
+        entry += nodes.paragraph("", "", *children)
+    return entry
 
 
 class SettingsTable(SphinxDirective):
@@ -36,22 +39,22 @@ class SettingsTable(SphinxDirective):
         # Rebuild the page whenever the settings change.
         self.env.note_dependency(config.__file__)
 
-        table = nodes.table(classes=["sunpy-archives-settings"])
+        table = nodes.table(classes=["sunpy-archives-settings", "colwidths-given"])
         group = nodes.tgroup(cols=len(HEADERS))
         table += group
         for width in WIDTHS:
             group += nodes.colspec(colwidth=width)
         head_row = nodes.row()
         for title in HEADERS:
-            head_row += _cell(nodes.Text(title))
+            head_row += _entry([nodes.Text(title)])
         group += nodes.thead("", head_row)
         body = nodes.tbody()
         for setting in config.SETTINGS.values():
             row = nodes.row()
-            row += _cell(_literal(setting.name))
-            row += _cell(_literal(setting.env))
-            row += _cell(_literal(setting.default) if setting.default else nodes.emphasis("", "none"))
-            row += _cell(nodes.Text(setting.doc))
+            row += _entry([nodes.strong("", "", _literal(setting.env))],
+                          [nodes.Text("sunpyrc: "), _literal(setting.name)])
+            default = _literal(setting.default) if setting.default else nodes.emphasis("", "not set")
+            row += _entry([nodes.Text(setting.doc)], [nodes.Text("Default: "), default])
             body += row
         group += body
         return [table]

@@ -62,10 +62,14 @@ def read_catalog_csv(source) -> "pandas.DataFrame":  # noqa: F821
 
 
 def _validator(headers) -> str:
+    """What tells one version of a catalog from another; "unknown" if the server says nothing."""
     etag = headers.get("ETag")
     if etag:
         return f"etag:{etag}"
-    return f"lm:{headers.get('Last-Modified', '')}|len:{headers.get('Content-Length', '')}"
+    modified, length = headers.get("Last-Modified"), headers.get("Content-Length")
+    if not modified and not length:
+        return "unknown"
+    return f"lm:{modified or ''}|len:{length or ''}"
 
 
 def _cache_file(url: str, directory: Path) -> Path:
