@@ -121,10 +121,10 @@ def task_ours_search(spec: dict) -> dict:
     imports = perf() - t0
     baseline = rss_mb()
     reset = reset_peak()
-    t1 = perf()
+    c1, t1 = time.process_time(), perf()
     names = ours_fido(Fido, a, spec["tag"], spec["query"])
-    elapsed = perf() - t1
-    return {"imports_s": imports, "search_s": elapsed, "baseline_mb": baseline,
+    elapsed, cpu = perf() - t1, time.process_time() - c1
+    return {"imports_s": imports, "search_s": elapsed, "cpu_s": cpu, "baseline_mb": baseline,
             "peak_mb": peak_mb(), "after_mb": rss_mb(), "peak_reset": reset, "files": names}
 
 
@@ -137,14 +137,14 @@ def task_sospice_search(spec: dict) -> dict:
     imports = perf() - t0
     baseline = rss_mb()
     reset = reset_peak()
-    t1 = perf()
+    c1, t1 = time.process_time(), perf()
     if spec["download"]:
         release = Release(spec["tag"], base_url=spec["base_url"])
         download(release.catalog_url, spec["csv"])
     catalog = Catalog(filename=spec["csv"])
     names = find_files(catalog, spec["query"])
-    elapsed = perf() - t1
-    return {"imports_s": imports, "search_s": elapsed, "baseline_mb": baseline,
+    elapsed, cpu = perf() - t1, time.process_time() - c1
+    return {"imports_s": imports, "search_s": elapsed, "cpu_s": cpu, "baseline_mb": baseline,
             "peak_mb": peak_mb(), "after_mb": rss_mb(), "peak_reset": reset, "files": names}
 
 
@@ -173,15 +173,18 @@ def task_ours_repeat(spec: dict) -> dict:
     # Context for the numbers above: every search starts with a HEAD request on catalog.csv.
     import requests
 
-    head_s = []
+    head_s, small_head_s = [], []
     with requests.Session() as session:
         for _ in spec["queries"]:
             t0 = perf()
             session.head(spec["catalog_url"], timeout=60).raise_for_status()
             head_s.append(perf() - t0)
+            t0 = perf()
+            session.head(spec["small_url"], timeout=60).raise_for_status()
+            small_head_s.append(perf() - t0)
     return {"first_s": first_s, "first_files": first, "repeat_s": fido_s,
             "repeat_files": fido_files, "kept_s": kept_s, "kept_files": kept_files,
-            "head_s": head_s}
+            "head_s": head_s, "small_head_s": small_head_s}
 
 
 def task_sospice_repeat(spec: dict) -> dict:

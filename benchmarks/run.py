@@ -323,7 +323,7 @@ def compare(label: str, expected: list[str], **sides: list[str]) -> Check:
 def run(args) -> int:
     started = time.perf_counter()
     info = machine_info()
-    progress("starting the local SPICE archive (large)")
+    progress(f"starting the local SPICE archive ({args.rows or 'about 200,000'} catalog rows)")
     server, tag, catalog_url, csv_size = start_server(args.rows)
     workdir = Path(tempfile.mkdtemp(prefix="sunpy-archives-bench-"))
     try:
@@ -351,6 +351,8 @@ def run(args) -> int:
                              "ratio": r.ratio, "target": r.target, "result": r.result, "n": r.n,
                              **r.data} for r in report["rows"]],
                    "checks": [vars(c) for c in report["checks"]],
+                   "cpu_samples": report["cpu"], "peak_reset": report["peak_reset"],
+                   "first_search_in_process": report["first_in_process"],
                    "children": children.log, "table": text,
                    "elapsed_s": time.perf_counter() - started}
         Path(args.json).write_text(json.dumps(payload, indent=2, default=str))
@@ -417,7 +419,8 @@ def measure(args, children: Children, base_url: str, tag: str, catalog_url: str,
     # 2: repeated search in the same process.
     progress(f"repeated search in one process ({len(others)} different queries per side)")
     spec = {"tag": tag, "base_url": base_url, "cache": str(warm_cache), "first": query,
-            "queries": [public_query(q) for q in others], "catalog_url": catalog_url}
+            "queries": [public_query(q) for q in others], "catalog_url": catalog_url,
+            "small_url": f"{base_url}metadata/latest-release.txt"}
     ours_rep = children.run("ours-repeat", spec, cache=warm_cache)
     sos_rep = children.run("sospice-repeat", dict(spec, csv=str(csv)))
     for i, q in enumerate(others):
@@ -498,20 +501,22 @@ def measure(args, children: Children, base_url: str, tag: str, catalog_url: str,
     after_base = {m: any(r["steps"][0]["loaded"][m] for r in with_runs) for m in watched}
     after_ours = {m: any(r["steps"][1]["loaded"][m] for r in with_runs) for m in watched}
     added = [m for m in watched if after_ours[m] and not after_base[m]]
-    ours_text = ", ".join(f"{m} {'yes' if after_ours[m] else 'no'}" for m in watched)
-    base_text = ", ".join(f"{m} {'yes' if after_base[m] else 'no'}" for m in watched)
-    rows.append(Row("5d", "pyvo/drms in sys.modules after import", ours_text, base_text,
+    ours_text = " / ".join("yes" if after_ours[m] else "no" for m in watched)
+    base_text = " / ".join("yes" if after_base[m] else "no" for m in watched)
+    rows.append(Row("5d", "pyvo / drms in sys.modules after import", ours_text, base_text,
                     "added: " + (", ".join(added) if added else "none"), "none added",
                     "PASS" if not added else "FAIL", n,
                     {"after_sunpy_net": after_base, "after_sunpy_archives": after_ours,
                      "added": added,
                      "new_top_level_modules": with_runs[0]["steps"][1]["new_top_level"]}))
 
-    # Context: the conditional HEAD request of our repeated searches, as the local server answers it.
-    head = ours_rep.get("head_s") or []
-    if head:
-        rows.append(Row("i", "HEAD catalog.csv round trip (ours only)", fmt_time(median(head)), "",
-                        "", "info", "", str(len(head)), {"unit": "s", "samples": head}))
+    # Context: every search of ours starts with a HEAD request on catalog.csv (is the cached
+    # copy still current?); how long the local server takes to answer it, next to a HEAD on a
+    # tiny file (the bare round trip).
+    head, small = ours_rep["head_s"], ours_rep["small_head_s"]
+    rows.append(Row("i", "HEAD catalog.csv (in every search of ours)", fmt_time(median(head)),
+                    fmt_time(median(small)), "ref: HEAD of a tiny file", "info", "", str(len(head)),
+                    {"unit": "s", "catalog_samples": head, "tiny_file_samples": small}))
 
     samples = {
         "1 ours": [r["search_s"] for r in ours_cold], "1 sospice": [r["search_s"] for r in sos_cold],
@@ -519,8 +524,14 @@ def measure(args, children: Children, base_url: str, tag: str, catalog_url: str,
         "2b ours": ours_rep["kept_s"], "2b sospice": sos_rep["kept_s"],
         "3 ours": [r["search_s"] for r in ours_new], "3 sospice": [r["search_s"] for r in sos_new],
     }
+    # CPU time (all threads) of the timed step: less sensitive than wall time to other jobs
+    # competing for the CPUs, more sensitive to multi-threading (Arrow uses every core).
+    cpu = {
+        "1 ours": [r["cpu_s"] for r in ours_cold], "1 sospice": [r["cpu_s"] for r in sos_cold],
+        "3 ours": [r["cpu_s"] for r in ours_new], "3 sospice": [r["cpu_s"] for r in sos_new],
+    }
     peak_reset = all(r["peak_reset"] for r in ours_cold + sos_cold + ours_new + sos_new)
-    return {"rows": rows, "checks": checks, "samples": samples, "parquet_mb": parquet_mb,
+    return {"rows": rows, "checks": checks, "samples": samples, "cpu": cpu, "parquet_mb": parquet_mb,
             "peak_reset": peak_reset,
             "first_in_process": {"ours": ours_rep["first_s"], "sospice": sos_rep["first_s"]}}
 
@@ -564,7 +575,10 @@ def format_report(info: dict, catalog: dict, main: dict, others: list[dict], rep
         f"  first search of the row-2 processes (not in the table): ours "
         f"{fmt_time(report['first_in_process']['ours'])} (from the disk cache), sospice "
         f"{fmt_time(report['first_in_process']['sospice'])}.",
-        "samples (min..max): " + "; ".join(f"{k} {spread(s)}" for k, s in report["samples"].items()),
+        "wall-time samples (min..max): "
+        + "; ".join(f"{k} {spread(s)}" for k, s in report["samples"].items()),
+        "CPU time, median (process_time, all threads): "
+        + "; ".join(f"{k} {fmt_time(median(s))}" for k, s in report["cpu"].items()),
         f"total benchmark time: {elapsed:.0f} s",
     ]
     return "\n".join(lines)
@@ -576,8 +590,8 @@ def parse_args(argv=None):
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON to PATH")
     parser.add_argument("--reps", type=int, default=5,
                         help="repetitions of the warm measurements (rows 2 and 3; default 5)")
-    parser.add_argument("--cold-reps", type=int, default=3,
-                        help="repetitions of the cold first load (rows 1 and 4; default 3)")
+    parser.add_argument("--cold-reps", type=int, default=5,
+                        help="repetitions of the cold first load (rows 1 and 4; default 5)")
     parser.add_argument("--import-reps", type=int, default=5,
                         help="fresh processes per import variant (row 5; default 5)")
     parser.add_argument("--rows", type=int, default=None,

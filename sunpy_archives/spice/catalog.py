@@ -3,7 +3,8 @@ The SPICE catalog: every file of a release, one row each, as a pandas DataFrame.
 
 Reading a large ``catalog.csv`` (hundreds of thousands of rows, ~100
 columns) takes seconds, so a parsed catalog is kept twice: in memory for the
-life of the process, and on disk as a Parquet file keyed by the catalog's URL
+life of the process, and on disk as an Arrow IPC file (memory-mapped when
+read back) keyed by the catalog's URL
 and its HTTP validator (ETag, else Last-Modified and size). A repeated search
 asks the server only whether the catalog changed (one HEAD request).
 """
@@ -38,6 +39,20 @@ _memory: dict[str, tuple[str, object]] = {}
 _memory_lock = threading.Lock()
 
 
+def _finish(frame):
+    """Date columns as datetime64 and a check of the columns every search needs."""
+    import pandas as pd
+
+    for column in DATE_COLUMNS:
+        if column in frame.columns and not pd.api.types.is_datetime64_any_dtype(frame[column]):
+            frame[column] = pd.to_datetime(frame[column], format="ISO8601", errors="coerce")
+    missing = REQUIRED_COLUMNS - set(frame.columns)
+    if missing and len(frame.columns):
+        raise SearchError(f"the catalog lacks the column(s) {', '.join(sorted(missing))}",
+                          archive=ARCHIVE)
+    return frame
+
+
 def read_catalog_csv(source) -> "pandas.DataFrame":  # noqa: F821
     """Parse a ``catalog.csv`` (path or file object) into a DataFrame.
 
@@ -51,14 +66,7 @@ def read_catalog_csv(source) -> "pandas.DataFrame":  # noqa: F821
         frame = pd.read_csv(source, engine="pyarrow", na_values=["MISSING"], keep_default_na=True)
     except Exception as exc:  # pyarrow raises its own error types for malformed CSV
         raise SearchError(f"the catalog could not be parsed as CSV ({exc})", archive=ARCHIVE) from None
-    for column in DATE_COLUMNS:
-        if column in frame.columns and not pd.api.types.is_datetime64_any_dtype(frame[column]):
-            frame[column] = pd.to_datetime(frame[column], format="ISO8601", errors="coerce")
-    missing = REQUIRED_COLUMNS - set(frame.columns)
-    if missing and len(frame.columns):
-        raise SearchError(f"the catalog lacks the column(s) {', '.join(sorted(missing))}",
-                          archive=ARCHIVE)
-    return frame
+    return _finish(frame)
 
 
 def _validator(headers) -> str:
@@ -74,41 +82,66 @@ def _validator(headers) -> str:
 
 def _cache_file(url: str, directory: Path) -> Path:
     digest = hashlib.sha256(url.encode()).hexdigest()[:20]
-    return directory / "spice" / f"catalog-{digest}.parquet"
+    return directory / "spice" / f"catalog-{digest}.arrow"
 
 
-def _read_parquet(path: Path, url: str, validator: str):
-    import pyarrow.parquet as pq
+# The parsed catalog is kept as an uncompressed Arrow IPC file: it is
+# memory-mapped on the next load, so a new process gets the catalog back in
+# milliseconds instead of parsing the CSV again.
 
-    try:
-        meta = pq.read_metadata(path).metadata or {}
-    except (OSError, ValueError):
-        return None
-    if meta.get(b"sunpy_archives.url", b"").decode() != url:
-        return None
-    if meta.get(b"sunpy_archives.validator", b"").decode() != validator:
-        return None
-    return pq.read_table(path).to_pandas()
-
-
-def _write_parquet(frame, path: Path, url: str, validator: str) -> None:
+def _csv_to_arrow(csv_path: Path, arrow_path: Path, metadata: dict[bytes, bytes]) -> None:
+    """Stream a catalog.csv into an Arrow IPC file, one block at a time (low peak memory)."""
     import pyarrow as pa
-    import pyarrow.parquet as pq
+    import pyarrow.csv as pacsv
+
+    convert = pacsv.ConvertOptions(
+        null_values=["MISSING", ""], strings_can_be_null=True,
+        column_types={name: pa.timestamp("ms") for name in DATE_COLUMNS},
+        timestamp_parsers=[pacsv.ISO8601])
+    read = pacsv.ReadOptions(block_size=8 << 20)
+    reader = pacsv.open_csv(csv_path, read_options=read, convert_options=convert)
+    schema = reader.schema.with_metadata(metadata)
+    _atomic_arrow(arrow_path, schema, (batch for batch in reader))
+
+
+def _frame_to_arrow(frame, arrow_path: Path, metadata: dict[bytes, bytes]) -> None:
+    import pyarrow as pa
 
     table = pa.Table.from_pandas(frame, preserve_index=False)
-    meta = dict(table.schema.metadata or {})
-    meta[b"sunpy_archives.url"] = url.encode()
-    meta[b"sunpy_archives.validator"] = validator.encode()
-    table = table.replace_schema_metadata(meta)
+    schema = table.schema.with_metadata({**(table.schema.metadata or {}), **metadata})
+    _atomic_arrow(arrow_path, schema, table.cast(schema).to_batches())
+
+
+def _atomic_arrow(path: Path, schema, batches) -> None:
+    import pyarrow as pa
+
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
     os.close(fd)
     try:
-        pq.write_table(table, tmp)
+        with pa.OSFile(tmp, "wb") as sink, pa.ipc.new_file(sink, schema) as writer:
+            for batch in batches:
+                writer.write_batch(batch)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def _read_arrow(path: Path, url: str, validator: str):
+    """The cached frame if ``path`` holds this URL's catalog at this version, else None."""
+    import pyarrow as pa
+
+    try:
+        reader = pa.ipc.open_file(pa.memory_map(str(path)))
+    except (OSError, pa.ArrowInvalid):
+        return None
+    meta = reader.schema.metadata or {}
+    if meta.get(b"sunpy_archives.url", b"").decode() != url:
+        return None
+    if meta.get(b"sunpy_archives.validator", b"").decode() != validator:
+        return None
+    return _finish(reader.read_all().to_pandas(split_blocks=True, self_destruct=True))
 
 
 def load_catalog(release: Release, *, cache: str | os.PathLike | None = None, refresh: bool = False,
@@ -137,33 +170,52 @@ def load_catalog(release: Release, *, cache: str | os.PathLike | None = None, re
         release.check_exists()
         raise SearchError(f"release {release.tag} has no catalog.csv", archive=ARCHIVE, url=url)
     validator = _validator(head.headers) if head.status_code < 300 else "unknown"
+    cacheable = validator != "unknown"
     with _memory_lock:
         held = _memory.get(url)
-    if not refresh and held is not None and held[0] == validator and validator != "unknown":
+    if not refresh and cacheable and held is not None and held[0] == validator:
         return held[1]
     path = _cache_file(url, cache_dir(cache))
     frame = None
-    if not refresh and validator != "unknown" and path.exists():
-        frame = _read_parquet(path, url, validator)
+    if not refresh and cacheable and path.exists():
+        frame = _read_arrow(path, url, validator)
     if frame is None:
-        frame = _download_and_parse(session, url)
-        try:
-            _write_parquet(frame, path, url, validator)
-        except OSError as exc:  # a read-only cache must not stop a search
-            log.warning("could not cache the SPICE catalog in %s: %s", path.parent, exc)
+        frame = _download_and_parse(session, url, path if cacheable else None,
+                                    {b"sunpy_archives.url": url.encode(),
+                                     b"sunpy_archives.validator": validator.encode()})
     with _memory_lock:
         _memory[url] = (validator, frame)
     return frame
 
 
-def _download_and_parse(session, url: str):
+def _download_and_parse(session, url: str, arrow_path: Path | None, metadata: dict[bytes, bytes]):
+    """Download the CSV to a temporary file; convert it to the Arrow cache; load that."""
+    import pyarrow as pa
+
     response = request(session, "GET", url, archive=ARCHIVE, stream=True,
                        setting_hint="SUNPY_ARCHIVES_SPICE_URL")
-    with tempfile.TemporaryFile() as tmp:
-        for chunk in response.iter_content(1 << 20):
-            tmp.write(chunk)
-        tmp.seek(0)
+    fd, tmp = tempfile.mkstemp(suffix=".csv")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            for chunk in response.iter_content(1 << 20):
+                out.write(chunk)
+        if arrow_path is not None:
+            try:
+                try:
+                    _csv_to_arrow(Path(tmp), arrow_path, metadata)
+                except (pa.ArrowInvalid, pa.ArrowTypeError):
+                    # Types guessed from the first block did not hold (or a date did not
+                    # parse): let pandas read the whole file, then cache what it made.
+                    _frame_to_arrow(read_catalog_csv(tmp), arrow_path, metadata)
+                frame = _read_arrow(arrow_path, metadata[b"sunpy_archives.url"].decode(),
+                                    metadata[b"sunpy_archives.validator"].decode())
+                if frame is not None:
+                    return frame
+            except OSError as exc:  # a read-only cache must not stop a search
+                log.warning("could not cache the SPICE catalog in %s: %s", arrow_path.parent, exc)
         return read_catalog_csv(tmp)
+    finally:
+        os.unlink(tmp)
 
 
 def clear_memory_cache() -> None:
@@ -318,17 +370,22 @@ def _timestamp(value, what: str):
     return stamp.tz_convert("UTC").tz_localize(None) if stamp.tzinfo else stamp
 
 
-def filter_dates(frame, date_min=None, date_max=None, column: str = "DATE-BEG"):
-    """Rows with ``column`` in [date_min, date_max], both ends included."""
-    if date_min is None and date_max is None:
-        return frame
+def date_mask(frame, date_min=None, date_max=None, column: str = "DATE-BEG") -> np.ndarray:
+    """True for rows with ``column`` in [date_min, date_max], both ends included."""
     values = frame[column]
     mask = np.ones(len(frame), dtype=bool)
     if date_min is not None:
         mask &= (values >= _timestamp(date_min, "date_min")).to_numpy(dtype=bool, na_value=False)
     if date_max is not None:
         mask &= (values <= _timestamp(date_max, "date_max")).to_numpy(dtype=bool, na_value=False)
-    return frame[mask]
+    return mask
+
+
+def filter_dates(frame, date_min=None, date_max=None, column: str = "DATE-BEG"):
+    """Rows with ``column`` in [date_min, date_max], both ends included."""
+    if date_min is None and date_max is None:
+        return frame
+    return frame[date_mask(frame, date_min, date_max, column)]
 
 
 def closest_rows(frame, date, *, per: Iterable[str] = (), column: str = "DATE-BEG"):

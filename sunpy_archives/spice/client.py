@@ -21,7 +21,7 @@ from ..core.errors import ArchiveWarning, BadInputError
 from ..core.http import make_session
 from ..core.table import make_table
 from . import _attrs as sa
-from .catalog import closest_rows, filter_dates, load_catalog
+from .catalog import closest_rows, date_mask, load_catalog
 from .files import file_url, soar_file_url
 from .release import ARCHIVE, Release, spice_base_url
 
@@ -133,8 +133,12 @@ def normalise_level(value) -> str:
 # --- filters on the catalog (vectorised) -------------------------------------------------------
 
 def _soop_mask(frame, name: str) -> np.ndarray:
-    pattern = rf"(?:^|,)\s*{re.escape(name)}\s*(?:,|$)"
-    return frame["SOOPNAME"].str.contains(pattern, case=False, regex=True, na=False).to_numpy(bool)
+    # A catalog has a few dozen distinct SOOPNAME values over many rows: match
+    # the distinct values once and map the answer back to the rows.
+    pattern = re.compile(rf"(?:^|,)\s*{re.escape(name)}\s*(?:,|$)", re.IGNORECASE)
+    codes, values = frame["SOOPNAME"].factorize()
+    hit = np.array([bool(pattern.search(str(v))) for v in values] + [False])
+    return hit[codes]  # code -1 (missing) picks the trailing False
 
 
 def _known_soops(frame) -> list[str]:
@@ -277,9 +281,9 @@ class SPICEClient(BaseClient):
 
             check(query.node, frame.dtypes, expression=query.value)
             mask &= evaluate(query.node, frame)
-        selected = frame[mask]
         for start, end in params.get("time", []):
-            selected = filter_dates(selected, start, end)
+            mask &= date_mask(frame, start, end)
+        selected = frame[mask]
         for near in params.get("near", []):
             selected = closest_rows(selected, near, per=["LEVEL"])
         selected = selected.sort_values("DATE-BEG", kind="stable")

@@ -31,7 +31,7 @@ import random
 import re
 import time
 import zlib
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields
 
@@ -481,6 +481,22 @@ def _parse_range(header: str, size: int) -> tuple[int, int] | None | bool:
     return start, stop
 
 
+_ETAGS: "OrderedDict[int, tuple[bytes, str]]" = OrderedDict()
+
+
+def _etag(data: bytes) -> str:
+    """A strong ETag for ``data``, computed once per body (catalogs are large; HEADs are many)."""
+    held = _ETAGS.get(id(data))
+    if held is not None and held[0] is data:
+        _ETAGS.move_to_end(id(data))
+        return held[1]
+    tag = f'"{zlib.crc32(data):08x}-{len(data):x}"'
+    _ETAGS[id(data)] = (data, tag)  # keeping the body keeps its id from being reused
+    while len(_ETAGS) > 64:
+        _ETAGS.popitem(last=False)
+    return tag
+
+
 async def send_bytes(
     request: web.BaseRequest,
     data: bytes,
@@ -543,7 +559,7 @@ async def send_bytes(
     response = web.StreamResponse(status=status, headers=extra)
     response.content_type = content_type
     response.headers["Accept-Ranges"] = "bytes"
-    response.headers["ETag"] = f'"{zlib.crc32(data):08x}-{size:x}"'
+    response.headers["ETag"] = _etag(data)
     response.content_length = stop - start
     await response.prepare(request)
     if request.method == "HEAD":

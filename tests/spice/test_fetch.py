@@ -284,3 +284,20 @@ def test_file_metadata_sources(spice_env, tmp_path):
     stamp = from_release.stat().st_mtime_ns
     assert meta.download_file(tmp_path / "r") == from_release
     assert from_release.stat().st_mtime_ns == stamp
+
+
+def test_catalog_with_an_unparseable_date_still_loads(spice_env):
+    from sunpy_archives.spice.catalog import clear_memory_cache
+
+    data = spice_env.data
+    data.add_rows(data.latest, [{"DATE-BEG": "not-a-date", "SOOPNAME": "ODD"}])
+    try:
+        clear_memory_cache()
+        catalog = Catalog(data.latest)
+        assert len(catalog) == len(data.catalog(data.latest))
+        odd = catalog.frame[catalog.frame["SOOPNAME"] == "ODD"]
+        assert len(odd) == 1 and odd["DATE-BEG"].isna().all()
+        assert str(catalog["DATE-BEG"].dtype).startswith("datetime64")
+    finally:
+        data.clear_added_rows()
+        clear_memory_cache()
