@@ -23,7 +23,7 @@ import numpy as np
 
 from ..core.config import cache_dir
 from ..core.errors import BadInputError, SearchError
-from ..core.http import make_session, request
+from ..core.http import head, request
 from .release import ARCHIVE, Release
 
 __all__ = ["Catalog", "load_catalog", "read_catalog_csv", "DATE_COLUMNS", "REQUIRED_COLUMNS"]
@@ -35,7 +35,8 @@ DATE_COLUMNS = ("DATE-BEG", "DATE", "TIMAQUTC", "DATE-END", "DATE-AVG")
 #: Columns a catalog must have for search and download to work.
 REQUIRED_COLUMNS = frozenset({"LEVEL", "FILENAME", "FILE_PATH", "DATE-BEG"})
 
-_memory: dict[str, tuple[str, object]] = {}
+_memory: dict[str, tuple[str, object]] = {}   # url -> (validator, pyarrow.Table)
+_frames: dict[str, tuple[object, object]] = {}  # url -> (the table it came from, DataFrame)
 _memory_lock = threading.Lock()
 
 
@@ -87,10 +88,14 @@ def _cache_file(url: str, directory: Path) -> Path:
 
 # The parsed catalog is kept as an uncompressed Arrow IPC file: it is
 # memory-mapped on the next load, so a new process gets the catalog back in
-# milliseconds instead of parsing the CSV again.
+# milliseconds, and a search converts to pandas only the columns it needs.
 
-def _csv_to_arrow(csv_path: Path, arrow_path: Path, metadata: dict[bytes, bytes]) -> None:
-    """Stream a catalog.csv into an Arrow IPC file, one block at a time (low peak memory)."""
+def _csv_reader(source):
+    """A streaming Arrow CSV reader of a catalog: MISSING as null, dates as timestamps.
+
+    Blocks of 1 MiB are parsed as they arrive, so the CSV is never held whole
+    in memory (types are inferred from the first block; see `_download`).
+    """
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
@@ -98,23 +103,22 @@ def _csv_to_arrow(csv_path: Path, arrow_path: Path, metadata: dict[bytes, bytes]
         null_values=["MISSING", ""], strings_can_be_null=True,
         column_types={name: pa.timestamp("ms") for name in DATE_COLUMNS},
         timestamp_parsers=[pacsv.ISO8601])
-    read = pacsv.ReadOptions(block_size=8 << 20)
-    reader = pacsv.open_csv(csv_path, read_options=read, convert_options=convert)
-    schema = reader.schema.with_metadata(metadata)
-    _atomic_arrow(arrow_path, schema, (batch for batch in reader))
+    return pacsv.open_csv(source, read_options=pacsv.ReadOptions(block_size=1 << 20),
+                          convert_options=convert)
 
 
-def _frame_to_arrow(frame, arrow_path: Path, metadata: dict[bytes, bytes]) -> None:
+def _check_table(table) -> None:
+    missing = REQUIRED_COLUMNS - set(table.column_names)
+    if missing and table.num_columns:
+        raise SearchError(f"the catalog lacks the column(s) {', '.join(sorted(missing))}",
+                          archive=ARCHIVE)
+
+
+def _write_arrow(schema, batches, path: Path, metadata: dict[bytes, bytes]) -> None:
+    """Write record batches to an Arrow IPC file, atomically."""
     import pyarrow as pa
 
-    table = pa.Table.from_pandas(frame, preserve_index=False)
-    schema = table.schema.with_metadata({**(table.schema.metadata or {}), **metadata})
-    _atomic_arrow(arrow_path, schema, table.cast(schema).to_batches())
-
-
-def _atomic_arrow(path: Path, schema, batches) -> None:
-    import pyarrow as pa
-
+    schema = schema.with_metadata({**(schema.metadata or {}), **metadata})
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
     os.close(fd)
@@ -129,7 +133,7 @@ def _atomic_arrow(path: Path, schema, batches) -> None:
 
 
 def _read_arrow(path: Path, url: str, validator: str):
-    """The cached frame if ``path`` holds this URL's catalog at this version, else None."""
+    """The cached (memory-mapped) table if ``path`` holds this URL's catalog at this version."""
     import pyarrow as pa
 
     try:
@@ -141,12 +145,15 @@ def _read_arrow(path: Path, url: str, validator: str):
         return None
     if meta.get(b"sunpy_archives.validator", b"").decode() != validator:
         return None
-    return _finish(reader.read_all().to_pandas(split_blocks=True, self_destruct=True))
+    return reader.read_all()
 
 
-def load_catalog(release: Release, *, cache: str | os.PathLike | None = None, refresh: bool = False,
-                 session=None):
-    """The parsed catalog of ``release``, from memory, the disk cache, or the server.
+def load_table(release: Release, *, cache: str | os.PathLike | None = None, refresh: bool = False,
+               session=None):
+    """The catalog of ``release`` as a `pyarrow.Table`, from memory, the disk cache, or the server.
+
+    One HEAD request asks whether the catalog changed; only then is it
+    downloaded and parsed again.
 
     Parameters
     ----------
@@ -156,72 +163,112 @@ def load_catalog(release: Release, *, cache: str | os.PathLike | None = None, re
     refresh : bool
         Ignore both caches and download the catalog again.
     session : requests.Session, optional
-
-    Returns
-    -------
-    pandas.DataFrame
-        Shared with later calls: copy it before changing it in place.
     """
     session = session or release.session
     url = release.catalog_url
-    head = request(session, "HEAD", url, archive=ARCHIVE, ok=(404, 405),
-                   setting_hint="SUNPY_ARCHIVES_SPICE_URL")
-    if head.status_code == 404:
+    status, headers = head(session, url, archive=ARCHIVE, setting_hint="SUNPY_ARCHIVES_SPICE_URL")
+    if status == 404:
         release.check_exists()
         raise SearchError(f"release {release.tag} has no catalog.csv", archive=ARCHIVE, url=url)
-    validator = _validator(head.headers) if head.status_code < 300 else "unknown"
+    if status >= 400 and status != 405:
+        raise SearchError(f"HTTP {status} for the release catalog", archive=ARCHIVE, url=url)
+    validator = _validator(headers) if status < 300 else "unknown"
     cacheable = validator != "unknown"
     with _memory_lock:
         held = _memory.get(url)
     if not refresh and cacheable and held is not None and held[0] == validator:
         return held[1]
     path = _cache_file(url, cache_dir(cache))
-    frame = None
+    table = None
     if not refresh and cacheable and path.exists():
-        frame = _read_arrow(path, url, validator)
-    if frame is None:
-        frame = _download_and_parse(session, url, path if cacheable else None,
-                                    {b"sunpy_archives.url": url.encode(),
-                                     b"sunpy_archives.validator": validator.encode()})
+        table = _read_arrow(path, url, validator)
+    if table is None:
+        metadata = {b"sunpy_archives.url": url.encode(), b"sunpy_archives.validator": validator.encode()}
+        if cacheable:
+            try:
+                _download(session, url, path, metadata)
+            except OSError as exc:  # a read-only cache must not stop a search
+                log.warning("could not cache the SPICE catalog in %s: %s", path.parent, exc)
+            else:
+                table = _read_arrow(path, url, validator)  # memory-mapped
+        if table is None:
+            table = _download(session, url)
+        _check_table(table)
     with _memory_lock:
-        _memory[url] = (validator, frame)
+        _memory[url] = (validator, table)
+        _frames.pop(url, None)
+    return table
+
+
+def load_catalog(release: Release, *, cache: str | os.PathLike | None = None, refresh: bool = False,
+                 session=None):
+    """The whole catalog of ``release`` as a `pandas.DataFrame` (see `load_table`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Shared with later calls: copy it before changing it in place.
+    """
+    table = load_table(release, cache=cache, refresh=refresh, session=session)
+    url = release.catalog_url
+    with _memory_lock:
+        held = _frames.get(url)
+    if held is not None and held[0] is table:
+        return held[1]
+    frame = _finish(table.to_pandas(split_blocks=True))
+    with _memory_lock:
+        _frames[url] = (table, frame)
     return frame
 
 
-def _download_and_parse(session, url: str, arrow_path: Path | None, metadata: dict[bytes, bytes]):
-    """Download the CSV to a temporary file; convert it to the Arrow cache; load that."""
+def table_columns(table, columns) -> "pandas.DataFrame":  # noqa: F821
+    """Only ``columns`` (those that exist) of a catalog table, as a DataFrame."""
+    present = [name for name in dict.fromkeys(columns) if name in table.column_names]
+    return _finish(table.select(present).to_pandas(split_blocks=True))
+
+
+def table_dtypes(table):
+    """The pandas dtypes every column of ``table`` would get, without converting any data."""
+    return table.schema.empty_table().to_pandas().dtypes
+
+
+def _download(session, url: str, path: Path | None = None, metadata: dict[bytes, bytes] | None = None):
+    """Download and parse the CSV as it arrives; write it to ``path`` (Arrow IPC) or return the table."""
     import pyarrow as pa
 
     response = request(session, "GET", url, archive=ARCHIVE, stream=True,
                        setting_hint="SUNPY_ARCHIVES_SPICE_URL")
+    response.raw.decode_content = True
+    try:
+        with response:
+            reader = _csv_reader(response.raw)
+            if path is None:
+                return reader.read_all()
+            _write_arrow(reader.schema, reader, path, metadata or {})
+            return None
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        pass  # types inferred from the first block did not hold, or a date did not parse
+    # pandas reads the whole file and is more forgiving; it needs the bytes again.
     fd, tmp = tempfile.mkstemp(suffix=".csv")
     try:
         with os.fdopen(fd, "wb") as out:
-            for chunk in response.iter_content(1 << 20):
+            again = request(session, "GET", url, archive=ARCHIVE, stream=True)
+            for chunk in again.iter_content(1 << 20):
                 out.write(chunk)
-        if arrow_path is not None:
-            try:
-                try:
-                    _csv_to_arrow(Path(tmp), arrow_path, metadata)
-                except (pa.ArrowInvalid, pa.ArrowTypeError):
-                    # Types guessed from the first block did not hold (or a date did not
-                    # parse): let pandas read the whole file, then cache what it made.
-                    _frame_to_arrow(read_catalog_csv(tmp), arrow_path, metadata)
-                frame = _read_arrow(arrow_path, metadata[b"sunpy_archives.url"].decode(),
-                                    metadata[b"sunpy_archives.validator"].decode())
-                if frame is not None:
-                    return frame
-            except OSError as exc:  # a read-only cache must not stop a search
-                log.warning("could not cache the SPICE catalog in %s: %s", arrow_path.parent, exc)
-        return read_catalog_csv(tmp)
+        table = pa.Table.from_pandas(read_catalog_csv(tmp), preserve_index=False)
     finally:
         os.unlink(tmp)
+    if path is None:
+        return table
+    _write_arrow(table.schema, table.to_batches(), path, metadata or {})
+    return None
 
 
 def clear_memory_cache() -> None:
     """Forget every catalog held in memory (the disk cache stays)."""
     with _memory_lock:
         _memory.clear()
+        _frames.clear()
 
 
 def _load_pandas():

@@ -21,7 +21,7 @@ from ..core.errors import ArchiveWarning, BadInputError
 from ..core.http import make_session
 from ..core.table import make_table
 from . import _attrs as sa
-from .catalog import closest_rows, date_mask, load_catalog
+from .catalog import closest_rows, date_mask, load_table, table_columns, table_dtypes
 from .files import file_url, soar_file_url
 from .release import ARCHIVE, Release, spice_base_url
 
@@ -31,6 +31,9 @@ LEVELS = ("L1", "L2", "L3")
 PROVIDERS = {"IAS": "the SPICE release tree (Universite Paris-Saclay, IAS)",
              "SOAR": "the Solar Orbiter Archive (ESA), same files"}
 OWN_ATTRS = (sa.Release, sa.SOOP, sa.Query, sa.Closest)
+#: Catalog columns a search filters on or puts in its result table.
+RESULT_COLUMNS = ("DATE-BEG", "DATE-END", "TELAPSE", "LEVEL", "SOOPNAME", "STUDY", "OBS_ID",
+                  "SPIOBSID", "RASTERNO", "FILENAME", "FILE_PATH")
 GENERIC_ATTRS = (a.Time, a.Level, a.Wavelength, a.Instrument, a.Provider)
 
 # --- query tree -> one parameter block per OR branch ------------------------------------------
@@ -178,8 +181,13 @@ def _end_times(frame):
 
 
 def _times(series) -> Time:
-    values = series.to_numpy(dtype="datetime64[ms]")
-    time = Time(values, scale="utc", format="datetime64")
+    # Through MJD: astropy's datetime64 format goes through strings, ~50x slower.
+    ms = series.to_numpy(dtype="datetime64[ms]").astype(np.int64)
+    missing = series.isna().to_numpy()
+    days, rest = np.divmod(ms, 86_400_000)
+    time = Time(days + 40587.0, rest / 86_400_000, format="mjd", scale="utc")
+    if missing.any():
+        time[missing] = np.ma.masked
     time.format = "isot"
     time.precision = 3
     return time
@@ -261,7 +269,20 @@ class SPICEClient(BaseClient):
         if len(providers) > 1:
             raise BadInputError("a query can name one provider", archive=ARCHIVE)
         release = Release(tags.pop(), base_url=self.base_url, session=self.session)
-        frame = load_catalog(release, cache=self.cache, session=self.session)
+        table = load_table(release, cache=self.cache, session=self.session)
+
+        # Convert to pandas only the columns this search reads or returns.
+        needed = list(RESULT_COLUMNS)
+        if params.get("wavelength"):
+            needed.append("WAVECOV")
+        if params.get("query"):
+            from .query import check
+
+            dtypes = table_dtypes(table)
+            for query in params["query"]:
+                check(query.node, dtypes, expression=query.value)
+                needed.extend(sorted(query.node.columns()))
+        frame = table_columns(table, needed)
 
         mask = np.ones(len(frame), dtype=bool)
         for level in params.get("level", []):
@@ -277,10 +298,9 @@ class SPICEClient(BaseClient):
         for wmin, wmax in params.get("wavelength", []):
             mask &= _wavelength_mask(frame, wmin, wmax)
         for query in params.get("query", []):
-            from .query import check, evaluate
+            from .query import evaluate
 
-            check(query.node, frame.dtypes, expression=query.value)
-            mask &= evaluate(query.node, frame)
+            mask &= evaluate(query.node, frame, expression=query.value)
         for start, end in params.get("time", []):
             mask &= date_mask(frame, start, end)
         selected = frame[mask]
