@@ -58,6 +58,9 @@ def _ours(folder: Path, max_conn: int) -> tuple[int, int]:
 
     result = Fido.search(a.eso.Collection("VVV"))
     files = Fido.fetch(result, path=folder, progress=False, max_conn=max_conn)
+    import gc
+
+    gc.collect()  # parfive's leftover event loop: collect it here, not in the server thread
     if files.errors:
         raise RuntimeError(f"ours: {len(files.errors)} downloads failed: {files.errors[0]}")
     return len(result[0]), sum(Path(f).stat().st_size for f in files)
