@@ -13,6 +13,11 @@ try:
 except PackageNotFoundError:  # pragma: no cover - running from an uninstalled tree
     __version__ = "0.0.0"
 
-from .spice import SPICEClient  # noqa: E402  (import registers the client with Fido)
+# Importing a client registers it (and its attrs) with Fido. None of these
+# imports touches the network or imports pyvo.
+from .eso import ESOClient  # noqa: E402
+from .imap import IMAPClient  # noqa: E402
+from .jsoc import DRMSClient  # noqa: E402
+from .spice import SPICEClient  # noqa: E402
 
-__all__ = ["__version__", "SPICEClient"]
+__all__ = ["__version__", "SPICEClient", "IMAPClient", "DRMSClient", "ESOClient"]

@@ -22,23 +22,12 @@ from importlib import import_module
 from pathlib import Path
 
 from .core.errors import ArchiveError
+from .testing.registry import ARCHIVES, start_server
 
 __all__ = ["main"]
 
-ARCHIVES = ("spice",)
 #: Modules contributing sub-commands (e.g. the ``imap`` drop-in for the IMAP SDC's own CLI).
-ARCHIVE_COMMANDS: tuple[str, ...] = ()
-
-
-def _start_spice(large: bool = False, port: int = 0):
-    from .testing import SpiceArchiveData, start_spice_server
-
-    data = SpiceArchiveData.large() if large else SpiceArchiveData.small()
-    return start_spice_server(data, port=port)
-
-
-def _spice_environment(server) -> dict[str, str]:
-    return {"SUNPY_ARCHIVES_SPICE_URL": server.base_url, "SUNPY_ARCHIVES_SOAR_URL": server.soar_url}
+ARCHIVE_COMMANDS: tuple[str, ...] = ("sunpy_archives.imap.cli",)
 
 
 @contextmanager
@@ -79,9 +68,9 @@ def cmd_demo(args) -> int:
 
     target = Path(args.path).expanduser().resolve()
     print("Starting the local SPICE release-tree server (generated data)...")
-    server = _start_spice(large=args.large)
+    server = start_server("spice", large=args.large)
     try:
-        env = _spice_environment(server)
+        env = server.environment()
         for key, value in env.items():
             print(f"  {key}={value}")
         with _environment(env):
@@ -112,16 +101,17 @@ def cmd_demo(args) -> int:
 
 def cmd_serve(args) -> int:
     archives = ARCHIVES if args.archive == "all" else (args.archive,)
+    if args.port and len(archives) > 1:
+        print("sunpy-archives: error: --port needs one archive", file=sys.stderr)
+        return 2
     servers = []
     try:
         for archive in archives:
-            if archive == "spice":
-                server = _start_spice(large=args.large, port=args.port)
-                servers.append(server)
-                print(f"SPICE release tree: {server.base_url}")
-                print(f"SOAR data endpoint: {server.soar_url}")
-                for key, value in _spice_environment(server).items():
-                    print(f"export {key}={value}")
+            server = start_server(archive, large=args.large, port=args.port)
+            servers.append(server)
+            print(f"{archive}: {server.url}")
+            for key, value in server.environment().items():
+                print(f"export {key}={value}")
         print("Serving until Ctrl-C.", flush=True)
         servers[0].wait_closed()
     except KeyboardInterrupt:

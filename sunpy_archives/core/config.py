@@ -57,6 +57,8 @@ SETTINGS: dict[str, Setting] = {
                 "IMAP Science Data Center API root."),
         Setting("jsoc_url", "SUNPY_ARCHIVES_JSOC_URL", "http://jsoc.stanford.edu/",
                 "JSOC site root; drms's CGI and download URLs derive from it."),
+        Setting("jsoc_email", "SUNPY_ARCHIVES_JSOC_EMAIL", "",
+                "Default JSOC notify address for exports (must be registered with JSOC)."),
         Setting("eso_url", "SUNPY_ARCHIVES_ESO_URL", "https://archive.eso.org",
                 "ESO Science Archive root (tap_obs, datalink, dataPortal)."),
         Setting("cache_dir", "SUNPY_ARCHIVES_CACHE_DIR", "",

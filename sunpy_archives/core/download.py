@@ -125,8 +125,8 @@ def plan(jobs: Iterable[DownloadJob], template: str) -> list[_Planned]:
                 continue  # the same file asked for twice: fetch it once
             raise BadInputError(
                 f"two different files would both be saved as {str(dest)!r} "
-                f"({other.url} and {job.url}); put a distinguishing field such as "
-                f"{{file_path}} in path= or fetch them separately")
+                f"({other.url} and {job.url}); put a field that tells them apart in path= "
+                f"(see the result's path_format_keys()) or fetch them separately")
         seen[dest] = job
         marker = marker_for(dest)
         in_flight = marker.exists()

@@ -12,6 +12,10 @@ in ``tests/conftest.py``), so every test module can use:
 ``spice_env``
     The server, with ``SUNPY_ARCHIVES_SPICE_URL`` and
     ``SUNPY_ARCHIVES_SOAR_URL`` pointing at it for the test's duration.
+
+and likewise ``imap_server``/``imap_faults``/``imap_env``,
+``jsoc_server``/``jsoc_faults``/``jsoc_env`` and
+``eso_server``/``eso_faults``/``eso_env``.
 """
 
 from __future__ import annotations
@@ -23,10 +27,19 @@ import pytest
 from .faults import FaultConfig
 from .spice import SpiceArchiveData, SpiceServer, start_spice_server
 
-__all__ = ["spice_server", "spice_faults", "spice_env"]
+# The other archives' fixtures live beside their servers; this module is the one
+# pytest plugin that offers them all.
+from .eso_fixtures import eso_env, eso_faults, eso_server  # noqa: E402,F401
+from .imap_fixtures import imap_env, imap_faults, imap_server  # noqa: E402,F401
+from .jsoc_fixtures import jsoc_env, jsoc_faults, jsoc_server  # noqa: E402,F401
 
-SPICE_URL_VARIABLE = "SUNPY_ARCHIVES_SPICE_URL"
-SOAR_URL_VARIABLE = "SUNPY_ARCHIVES_SOAR_URL"
+__all__ = [
+    "spice_server", "spice_faults", "spice_env",
+    "imap_server", "imap_faults", "imap_env",
+    "jsoc_server", "jsoc_faults", "jsoc_env",
+    "eso_server", "eso_faults", "eso_env",
+]
+
 
 
 @pytest.fixture(scope="session")
@@ -57,6 +70,6 @@ def spice_faults(spice_server: SpiceServer) -> Iterator[FaultConfig]:
 @pytest.fixture
 def spice_env(spice_server: SpiceServer, monkeypatch: pytest.MonkeyPatch) -> SpiceServer:
     """`spice_server`, with the environment variables of the SPICE client set to it."""
-    monkeypatch.setenv(SPICE_URL_VARIABLE, spice_server.base_url)
-    monkeypatch.setenv(SOAR_URL_VARIABLE, spice_server.soar_url)
+    for key, value in spice_server.environment().items():
+        monkeypatch.setenv(key, value)
     return spice_server

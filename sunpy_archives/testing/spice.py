@@ -1523,6 +1523,10 @@ class SpiceServer(LocalServer):
         self.faults = faults if faults is not None else FaultConfig()
         super().__init__(make_spice_app(self.data, self.faults), host=host, port=port)
 
+    def environment(self) -> dict[str, str]:
+        """The environment variables that point the SPICE client at this server."""
+        return {"SUNPY_ARCHIVES_SPICE_URL": self.base_url, "SUNPY_ARCHIVES_SOAR_URL": self.soar_url}
+
     @property
     def base_url(self) -> str:
         """Root of the release tree, ``http://127.0.0.1:PORT/spice-data/``."""
