@@ -55,6 +55,9 @@ SETTINGS: dict[str, Setting] = {
                 "SOAR data endpoint used to fetch SPICE files outside a release."),
         Setting("imap_url", "IMAP_DATA_ACCESS_URL", "https://api.imap-mission.com",
                 "IMAP Science Data Center API root."),
+        Setting("imap_max_splits", "SUNPY_ARCHIVES_IMAP_MAX_SPLITS", "2",
+                "Range requests per IMAP file; they go to the storage host the SDC redirects "
+                "to, never to the SDC API."),
         Setting("jsoc_url", "SUNPY_ARCHIVES_JSOC_URL", "http://jsoc.stanford.edu/",
                 "JSOC site root; drms's CGI and download URLs derive from it."),
         Setting("jsoc_email", "SUNPY_ARCHIVES_JSOC_EMAIL", "",
@@ -63,7 +66,7 @@ SETTINGS: dict[str, Setting] = {
                 "ESO Science Archive root (tap_obs, datalink, dataPortal)."),
         Setting("cache_dir", "SUNPY_ARCHIVES_CACHE_DIR", "",
                 "Where parsed catalogs are cached (default: the user cache folder)."),
-        Setting("max_conn", "SUNPY_ARCHIVES_MAX_CONN", "4",
+        Setting("max_conn", "SUNPY_ARCHIVES_MAX_CONN", "5",
                 "Parallel downloads per archive when the client makes its own downloader."),
         Setting("max_splits", "SUNPY_ARCHIVES_MAX_SPLITS", "1",
                 "Parallel range requests per file (parfive would open 5 per file by default)."),

@@ -23,6 +23,7 @@ from .api import (
     SDCApi,
     UploadConflictError,
     UploadError,
+    storage_splits,
 )
 from .client import IMAPClient
 from .filenames import parse_filename, relative_path
@@ -157,7 +158,7 @@ def download(files, *, data_dir: str | os.PathLike | None = None, url: str | Non
         middleware = api.middleware()
         downloader = make_downloader(max_conn=max_conn, progress=progress, overwrite=overwrite)
         enqueue(downloader, jobs, str(root / "{sdc_dir}" / "{file}"),
-                middlewares=(middleware,))
+                middlewares=(middleware,), max_splits=storage_splits())
         results = downloader.download()
         if results.errors:
             first = results.errors[0]

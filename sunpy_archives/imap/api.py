@@ -550,3 +550,14 @@ def _server_text(response) -> str:
     except ValueError:
         pass
     return text if len(text) <= 300 else text[:297] + "..."
+
+
+def storage_splits() -> int:
+    """Range requests per file (setting ``imap_max_splits``).
+
+    They are sent to the storage URL the SDC redirects to (S3, built for
+    parallel ranged reads); the SDC API itself still sees one request per file.
+    """
+    from ..core.config import get_int_setting
+
+    return get_int_setting("imap_max_splits", minimum=1)

@@ -18,7 +18,7 @@ from ..core.download import DownloadJob, fetch, relpath_values
 from ..core.errors import BadInputError
 from ..core.table import make_table
 from . import _attrs as ia
-from .api import SDCApi, build_query_params, build_spice_params
+from .api import SDCApi, build_query_params, build_spice_params, storage_splits
 from .filenames import ARCHIVE, parse_filename
 
 __all__ = ["IMAPClient", "walker", "records_to_columns"]
@@ -390,7 +390,7 @@ class IMAPClient(BaseClient):
             path = f"{self.data_dir}/{{sdc_dir}}/{{file}}"
         return fetch(self.jobs(query_results), path=path, downloader=downloader, wait=wait,
                      progress=progress, overwrite=overwrite, max_conn=kwargs.get("max_conn"),
-                     max_splits=kwargs.get("max_splits"), archive=ARCHIVE,
+                     max_splits=kwargs.get("max_splits") or storage_splits(), archive=ARCHIVE,
                      middlewares=(middleware,))
 
     # -- Fido plumbing -----------------------------------------------------------------------

@@ -75,8 +75,10 @@ def test_api_key_only_to_the_api_never_to_storage(imap_env, monkeypatch, tmp_pat
     assert not files.errors and len(files) == len(table) > 0
     api = [c for _, p, c in imap_env.seen if p.startswith("/api-key/download/")]
     storage = [c for m, p, c in imap_env.seen if m == "GET" and p.startswith("/sds-data/")]
-    # one API request per file (the probe); the transfer goes straight to storage
-    assert len(api) == len(storage) == len(table)
+    # one API request per file (the probe); the transfer goes straight to storage, in
+    # imap_max_splits range requests per file
+    assert len(api) == len(table)
+    assert len(storage) >= len(table)
     assert set(api) == {"x-api-key"} and set(storage) == {None}
 
 
