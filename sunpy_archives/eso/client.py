@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import sunpy.net.attrs as a
-from sunpy.net.attr import AttrAnd, AttrOr, AttrWalker, DataAttr, and_
+from sunpy.net.attr import and_
 from sunpy.net.base_client import BaseClient, convert_row_to_table
 
 from ..core.config import get_setting
@@ -17,6 +17,7 @@ from ..core.download import DownloadJob, fetch
 from ..core.errors import ArchiveWarning, BadInputError, SearchError
 from ..core.http import make_session
 from ..core.table import make_table
+from ..core.walker import append, block_walker
 from . import _attrs as ea
 from .adql import deprecated_query, files_query
 from .datalink import product_files
@@ -47,57 +48,38 @@ HIDDEN = ("Access URL", "Listed By")
 
 # --- query tree -> one parameter block per OR branch ------------------------------------------
 
-walker = AttrWalker()
+walker = block_walker()
 
-
-@walker.add_creator(AttrOr)
-def _create_or(wlk, tree):
-    blocks = []
-    for sub in tree.attrs:
-        blocks.extend(wlk.create(sub))
-    return blocks
-
-
-@walker.add_creator(AttrAnd, DataAttr)
-def _create_and(wlk, tree):
-    params: dict = {}
-    for attr in tree.attrs if isinstance(tree, AttrAnd) else [tree]:
-        wlk.apply(attr, params)
-    return [params]
-
-
-def _append(params, key, value):
-    params.setdefault(key, []).append(value)
 
 
 @walker.add_applier(ea.Collection)
 def _(wlk, attr, params):
-    _append(params, "collection", attr.value)
+    append(params, "collection", attr.value)
 
 
 @walker.add_applier(ea.Category)
 def _(wlk, attr, params):
-    _append(params, "category", attr.value)
+    append(params, "category", attr.value)
 
 
 @walker.add_applier(ea.ProductID)
 def _(wlk, attr, params):
-    _append(params, "product_id", attr.value)
+    append(params, "product_id", attr.value)
 
 
 @walker.add_applier(ea.Extension)
 def _(wlk, attr, params):
-    _append(params, "extension", attr.value)
+    append(params, "extension", attr.value)
 
 
 @walker.add_applier(ea.MaxRecords)
 def _(wlk, attr, params):
-    _append(params, "maxrec", attr.value)
+    append(params, "maxrec", attr.value)
 
 
 @walker.add_applier(ea.Cone)
 def _(wlk, attr, params):
-    _append(params, "cone", (attr.ra, attr.dec, attr.radius))
+    append(params, "cone", (attr.ra, attr.dec, attr.radius))
 
 
 @walker.add_applier(a.Instrument)
@@ -105,12 +87,12 @@ def _(wlk, attr, params):
     text = str(attr.value).strip().upper()
     if not text:
         raise BadInputError("a.Instrument needs a name such as 'MUSE'", archive=ARCHIVE)
-    _append(params, "instrument", text)
+    append(params, "instrument", text)
 
 
 @walker.add_applier(a.Time)
 def _(wlk, attr, params):
-    _append(params, "time", (float(attr.start.utc.mjd), float(attr.end.utc.mjd)))
+    append(params, "time", (float(attr.start.utc.mjd), float(attr.end.utc.mjd)))
 
 
 def build_blocks(*query) -> list[dict]:

@@ -11,12 +11,13 @@ from importlib import resources
 import numpy as np
 import sunpy.net.attrs as a
 from astropy.time import Time
-from sunpy.net.attr import AttrAnd, AttrOr, AttrWalker, DataAttr, and_
+from sunpy.net.attr import and_
 from sunpy.net.base_client import BaseClient, convert_row_to_table
 
 from ..core.download import DownloadJob, fetch, relpath_values
 from ..core.errors import BadInputError
 from ..core.table import make_table
+from ..core.walker import block_walker
 from . import _attrs as ia
 from .api import SDCApi, build_query_params, build_spice_params, storage_splits
 from .filenames import ARCHIVE, parse_filename
@@ -29,23 +30,7 @@ GENERIC_ATTRS = (a.Time, a.Instrument, a.Level)
 
 # --- query tree -> one parameter block per OR branch -------------------------------------------
 
-walker = AttrWalker()
-
-
-@walker.add_creator(AttrOr)
-def _create_or(wlk, tree):
-    blocks = []
-    for sub in tree.attrs:
-        blocks.extend(wlk.create(sub))
-    return blocks
-
-
-@walker.add_creator(AttrAnd, DataAttr)
-def _create_and(wlk, tree):
-    params: dict = {}
-    for attr in (tree.attrs if isinstance(tree, AttrAnd) else [tree]):
-        wlk.apply(attr, params)
-    return [params]
+walker = block_walker()
 
 
 def _set(params: dict, key: str, value, label: str) -> None:

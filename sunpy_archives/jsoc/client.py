@@ -15,7 +15,7 @@ from urllib.error import HTTPError, URLError
 
 import numpy as np
 import sunpy.net.attrs as a
-from sunpy.net.attr import AttrAnd, AttrOr, AttrWalker, DataAttr, and_
+from sunpy.net.attr import and_
 from sunpy.net.base_client import BaseClient, convert_row_to_table
 
 from ..core.config import SETTINGS, get_setting
@@ -24,6 +24,7 @@ from ..core.errors import ArchiveWarning, BadInputError, SearchError, UnknownVal
 from ..core.http import retry_delay
 from ..core.polling import Backoff
 from ..core.table import make_table
+from ..core.walker import block_walker
 from . import _attrs as da
 from .export import ExportFailed, ExportResult, ExportTimeout, ExportTooLarge, Stager
 from .recordset import (TIME_KEYS, compact, drms_time, parse_times, query_spec, record_keys,
@@ -44,23 +45,7 @@ SUNPY_ATTRS = (a.jsoc.Segment, a.jsoc.PrimeKey, a.jsoc.Notify, a.jsoc.Protocol, 
 
 # --- query tree -> one parameter block per OR branch ------------------------------------------
 
-walker = AttrWalker()
-
-
-@walker.add_creator(AttrOr)
-def _create_or(wlk, tree):
-    blocks = []
-    for sub in tree.attrs:
-        blocks.extend(wlk.create(sub))
-    return blocks
-
-
-@walker.add_creator(AttrAnd, DataAttr)
-def _create_and(wlk, tree):
-    params: dict = {}
-    for attr in (tree.attrs if isinstance(tree, AttrAnd) else [tree]):
-        wlk.apply(attr, params)
-    return [params]
+walker = block_walker()
 
 
 def _set_once(params, key, value, what):

@@ -13,13 +13,14 @@ from importlib import resources
 import numpy as np
 import sunpy.net.attrs as a
 from astropy.time import Time
-from sunpy.net.attr import AttrAnd, AttrOr, AttrWalker, DataAttr, and_
+from sunpy.net.attr import and_
 from sunpy.net.base_client import BaseClient, convert_row_to_table
 
 from ..core.download import DownloadJob, fetch, relpath_values
 from ..core.errors import ArchiveWarning, BadInputError
 from ..core.http import make_session
 from ..core.table import make_table
+from ..core.walker import append, block_walker
 from . import _attrs as sa
 from .catalog import closest_rows, date_mask, load_table, table_columns, table_dtypes
 from .files import file_url, soar_file_url
@@ -38,59 +39,40 @@ GENERIC_ATTRS = (a.Time, a.Level, a.Wavelength, a.Instrument, a.Provider)
 
 # --- query tree -> one parameter block per OR branch ------------------------------------------
 
-walker = AttrWalker()
+walker = block_walker()
 
-
-@walker.add_creator(AttrOr)
-def _create_or(wlk, tree):
-    blocks = []
-    for sub in tree.attrs:
-        blocks.extend(wlk.create(sub))
-    return blocks
-
-
-@walker.add_creator(AttrAnd, DataAttr)
-def _create_and(wlk, tree):
-    params: dict = {}
-    for attr in (tree.attrs if isinstance(tree, AttrAnd) else [tree]):
-        wlk.apply(attr, params)
-    return [params]
-
-
-def _append(params, key, value):
-    params.setdefault(key, []).append(value)
 
 
 @walker.add_applier(sa.Release)
 def _(wlk, attr, params):
-    _append(params, "release", attr.value)
+    append(params, "release", attr.value)
 
 
 @walker.add_applier(sa.SOOP)
 def _(wlk, attr, params):
-    _append(params, "soop", attr.value)
+    append(params, "soop", attr.value)
 
 
 @walker.add_applier(sa.Query)
 def _(wlk, attr, params):
-    _append(params, "query", attr)
+    append(params, "query", attr)
 
 
 @walker.add_applier(sa.Closest)
 def _(wlk, attr, params):
-    _append(params, "near", attr.value)
+    append(params, "near", attr.value)
 
 
 @walker.add_applier(a.Time)
 def _(wlk, attr, params):
-    _append(params, "time", (attr.start, attr.end))
+    append(params, "time", (attr.start, attr.end))
     if getattr(attr, "near", None) is not None:
-        _append(params, "near", attr.near)
+        append(params, "near", attr.near)
 
 
 @walker.add_applier(a.Level)
 def _(wlk, attr, params):
-    _append(params, "level", normalise_level(attr.value))
+    append(params, "level", normalise_level(attr.value))
 
 
 @walker.add_applier(a.Instrument)
@@ -106,14 +88,14 @@ def _(wlk, attr, params):
     if provider not in PROVIDERS:
         raise BadInputError(f"provider {attr.value!r} does not serve SPICE release files; use one of "
                             f"{', '.join(PROVIDERS)}", archive=ARCHIVE)
-    _append(params, "provider", provider)
+    append(params, "provider", provider)
 
 
 @walker.add_applier(a.Wavelength)
 def _(wlk, attr, params):
     import astropy.units as u
 
-    _append(params, "wavelength", (attr.min.to_value(u.nm, equivalencies=u.spectral()),
+    append(params, "wavelength", (attr.min.to_value(u.nm, equivalencies=u.spectral()),
                                    attr.max.to_value(u.nm, equivalencies=u.spectral())))
 
 

@@ -1,0 +1,56 @@
+"""
+From a Fido query to the parameters of an archive request.
+
+Fido hands a client an attr tree (``AttrAnd``/``AttrOr`` of attrs). Every
+client turns it into one parameter block (a dict) per OR branch, then each
+block into one archive request. The creators that walk the tree are the same
+for every archive; each client registers only its *appliers*, one per attr
+type, that write one attr into a block.
+"""
+
+from __future__ import annotations
+
+from sunpy.net.attr import AttrAnd, AttrOr, AttrWalker, DataAttr
+
+__all__ = ["block_walker", "append"]
+
+
+def _create_or(wlk, tree):
+    blocks = []
+    for sub in tree.attrs:
+        blocks.extend(wlk.create(sub))
+    return blocks
+
+
+def _create_and(wlk, tree):
+    params: dict = {}
+    for attr in (tree.attrs if isinstance(tree, AttrAnd) else [tree]):
+        wlk.apply(attr, params)
+    return [params]
+
+
+def block_walker() -> AttrWalker:
+    """A new `~sunpy.net.attr.AttrWalker` whose ``create`` returns a list of parameter dicts.
+
+    Register appliers on it with ``@walker.add_applier(AttrType)``; an applier
+    receives ``(walker, attr, params)`` and writes into ``params``.
+
+    Examples
+    --------
+    >>> import sunpy.net.attrs as a
+    >>> walker = block_walker()
+    >>> @walker.add_applier(a.Level)
+    ... def _(wlk, attr, params):
+    ...     append(params, "level", attr.value)
+    >>> walker.create(a.Level(1) | a.Level(2))
+    [{'level': [1]}, {'level': [2]}]
+    """
+    walker = AttrWalker()
+    walker.add_creator(AttrOr)(_create_or)
+    walker.add_creator(AttrAnd, DataAttr)(_create_and)
+    return walker
+
+
+def append(params: dict, key: str, value) -> None:
+    """Add ``value`` to the list ``params[key]`` (an attr may appear more than once in a block)."""
+    params.setdefault(key, []).append(value)
