@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import sys
 import threading
 import time
 from types import TracebackType
@@ -18,6 +19,32 @@ from types import TracebackType
 from aiohttp import web
 
 __all__ = ["LocalServer"]
+
+_THREAD_PREFIX = "LocalServer-"
+
+
+def _install_unraisable_filter() -> None:
+    """Drop one known, harmless error in server threads; pass everything else on.
+
+    parfive never closes the event loop it makes for a download, and that loop
+    holds SIGINT/SIGTERM handlers. If the garbage collector happens to run in a
+    server thread, the loop's ``__del__`` tries to remove those handlers there
+    and Python refuses ("signal only works in main thread"), printing a
+    traceback that has nothing to do with the server.
+    """
+    previous = sys.unraisablehook
+    if getattr(previous, "_sunpy_archives_filter", False):
+        return
+
+    def hook(unraisable):
+        exc = unraisable.exc_value
+        if (isinstance(exc, ValueError) and "signal only works in main thread" in str(exc)
+                and threading.current_thread().name.startswith(_THREAD_PREFIX)):
+            return
+        previous(unraisable)
+
+    hook._sunpy_archives_filter = True
+    sys.unraisablehook = hook
 
 
 class LocalServer:
@@ -106,8 +133,9 @@ class LocalServer:
                 return self
             if self._state == "stopped":
                 raise RuntimeError("a LocalServer cannot be restarted; create a new one")
+            _install_unraisable_filter()
             self._thread = threading.Thread(
-                target=self._thread_main, name=f"LocalServer-{id(self):x}", daemon=True
+                target=self._thread_main, name=f"{_THREAD_PREFIX}{id(self):x}", daemon=True
             )
             self._thread.start()
             if not self._ready.wait(timeout):

@@ -119,3 +119,30 @@ def test_run_forever_returns_when_stopped_from_another_thread():
     server.stop()
     runner.join(5)
     assert not runner.is_alive()
+
+
+def test_unraisable_filter_drops_only_the_foreign_loop_close_error():
+    import sys
+    import threading
+    from types import SimpleNamespace
+
+    from sunpy_archives.testing.server import _THREAD_PREFIX, _install_unraisable_filter
+
+    seen = []
+    old = sys.unraisablehook
+    sys.unraisablehook = lambda unraisable: seen.append(str(unraisable.exc_value))
+    try:
+        _install_unraisable_filter()
+
+        def fire(message):
+            sys.unraisablehook(SimpleNamespace(exc_value=ValueError(message)))
+
+        for name, message in [(_THREAD_PREFIX + "a", "signal only works in main thread of the main"),
+                              (_THREAD_PREFIX + "b", "something else")]:
+            thread = threading.Thread(target=fire, args=(message,), name=name)
+            thread.start()
+            thread.join()
+        fire("signal only works in main thread")  # not a server thread: reported
+    finally:
+        sys.unraisablehook = old
+    assert seen == ["something else", "signal only works in main thread"]
