@@ -137,6 +137,33 @@ def plan(jobs: Iterable[DownloadJob], template: str) -> list[_Planned]:
     return planned
 
 
+class _Destination:
+    """The ``filename=`` we give parfive: a callable returning the destination.
+
+    parfive keeps this object in ``Results.errors`` and hands it back to itself
+    when ``Fido.fetch(results)`` retries, on a downloader none of our trackers
+    watch. So before any write to a file that is not there yet, it marks the
+    file in flight; a later fetch then trusts the file only once it has been
+    verified (the marker costs at most one redundant download, never a
+    truncated file taken for complete).
+    """
+
+    def __init__(self, dest: Path):
+        self.dest = dest
+
+    def __call__(self, *_ignored) -> Path:
+        if not self.dest.exists():
+            self.dest.parent.mkdir(parents=True, exist_ok=True)
+            marker_for(self.dest).touch()
+        return self.dest
+
+    def __fspath__(self) -> str:
+        return str(self.dest)
+
+    def __repr__(self) -> str:
+        return f"<destination {self.dest}>"
+
+
 class _CompletionTracker:
     """parfive done-callback: verifies sizes and clears in-flight markers.
 
@@ -223,7 +250,7 @@ def enqueue(downloader, jobs: Iterable[DownloadJob], path: str | os.PathLike | N
             "middlewares": (middleware, *middlewares),
             "max_splits": item.job.max_splits if item.job.max_splits is not None else splits,
         }
-        downloader.enqueue_file(item.job.url, path=item.dest.parent, filename=item.dest.name,
+        downloader.enqueue_file(item.job.url, filename=_Destination(item.dest),
                                 overwrite=item.overwrite, **kwargs)
     return [item.dest for item in planned]
 

@@ -131,3 +131,27 @@ def test_one_connection_per_file_by_default(files_server, tmp_path, monkeypatch)
     results = fetch([_job(files_server, "s3.bin")], path=tmp_path, progress=False)
     gets = sum(n for key, n in files_server.faults.get_hits.items() if "s3.bin" in key)
     assert gets >= 3 and (tmp_path / "s3.bin").read_bytes() == _content("s3.bin")
+
+
+def test_fido_style_retry_marks_files_before_writing(files_server, tmp_path):
+    """Fido.fetch(results) hands Results.errors straight to parfive's retry (none of our
+    trackers watch it): the files it writes are marked in flight, so a later fetch
+    verifies them instead of trusting them."""
+    import parfive
+
+    files_server.faults.configure(fail_rate=1.0, statuses=(500,))
+    try:
+        with pytest.warns(UserWarning):
+            failed = fetch([_job(files_server, "late.bin")], path=tmp_path, progress=False, retries=0)
+    finally:
+        files_server.faults.reset()
+    assert len(failed.errors) == 1 and not (tmp_path / "late.bin").exists()
+    assert os.fspath(failed.errors[0].filepath_partial) == str(tmp_path / "late.bin")
+    retried = parfive.Downloader(progress=False).retry(failed)
+    assert not retried.errors
+    dest = tmp_path / "late.bin"
+    assert dest.read_bytes() == _content("late.bin")
+    assert marker_for(dest).exists(), "written outside our trackers: not yet trusted"
+    again = fetch([_job(files_server, "late.bin")], path=tmp_path, progress=False)
+    assert not again.errors and not marker_for(dest).exists()
+    assert dest.read_bytes() == _content("late.bin")
