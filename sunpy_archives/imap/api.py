@@ -374,6 +374,14 @@ class SDCApi:
                                 archive=ARCHIVE)
         key = api_key if api_key is not None else os.environ.get(KEY_VARIABLE)
         token = access_token if access_token is not None else os.environ.get(TOKEN_VARIABLE)
+        for value, where in ((key, f"the API key ({KEY_VARIABLE} / --api-key)"),
+                             (token, f"the access token ({TOKEN_VARIABLE})")):
+            # Sent in an HTTP header: refuse what a header cannot carry here, with our
+            # error, never showing the value (it is a secret).
+            if value and not (value.isascii() and value.isprintable() and value == value.strip()):
+                raise BadInputError(f"{where} has characters an HTTP header cannot carry "
+                                    "(non-ASCII, control characters or surrounding spaces); "
+                                    "the value is not shown", archive=ARCHIVE)
         self._key = Secret(key) if key else None
         self._token = Secret(token) if token and not key else None
         self._session = session

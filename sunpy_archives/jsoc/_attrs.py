@@ -98,7 +98,10 @@ class Keys(SimpleAttr):
         if isinstance(value, str):
             names = [v for v in re.split(r"[\s,]+", value) if v]
         else:
-            names = [str(v).strip() for v in value]
+            try:
+                names = [str(v).strip() for v in value]
+            except TypeError:  # not iterable (None, a number...)
+                names = []
         if not names or not all(_NAME_RE.match(n) for n in names):
             raise BadInputError(f"{value!r} is not a list of keyword names", archive=ARCHIVE)
         super().__init__(tuple(names))

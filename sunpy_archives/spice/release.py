@@ -49,7 +49,7 @@ def normalise_tag(tag) -> str | None:
     text = str(tag).strip()
     if text.lower() == "latest":
         return None
-    if isinstance(tag, int) or re.fullmatch(r"\d{1,3}", text):
+    if (isinstance(tag, int) and not isinstance(tag, bool)) or re.fullmatch(r"\d{1,3}", text):
         text = f"{int(text)}.0"
     if not _TAG.match(text):
         raise BadInputError(f"{tag!r} is not a SPICE release tag; use a number such as '2.0', "

@@ -10,7 +10,15 @@ archive misbehave the way real archives do:
 * latency added before answering;
 * limited bandwidth per response (the body is streamed in chunks with sleeps);
 * responses cut in the middle of the body (full ``Content-Length`` announced,
-  half of the body sent, then the connection is closed).
+  half of the body sent, then the connection is closed);
+* slow responses (half of the body sent, then a stall of `FaultConfig.slow_delay`
+  seconds, then the rest);
+* over-long announcements (a ``Content-Length`` larger than the body: the whole
+  body is sent, then the connection is closed short of the announced length).
+
+``Retry-After`` can be attached to any of the injected statuses
+(`FaultConfig.retry_after_statuses`), and the failure rate can differ per
+endpoint class (`FaultConfig.class_fail_rates`).
 
 The behaviour is driven by a `FaultConfig`. The configuration is a plain
 mutable object: a test can change it while the server is running (the next
@@ -92,6 +100,12 @@ _CONFIG_DEFAULTS: dict[str, object] = {
     "latency": 0.0,
     "bandwidth": None,
     "classes": ENDPOINT_CLASSES,
+    "retry_after_statuses": (429, 503),
+    "class_fail_rates": {},
+    "slow_rate": 0.0,
+    "slow_delay": 1.0,
+    "overlong_rate": 0.0,
+    "overlong_extra": 1024,
 }
 
 
@@ -113,7 +127,7 @@ class FaultConfig:
         Status codes an injected failure picks from (uniformly).
     retry_after : float or None
         If set, a ``Retry-After`` header with this number of seconds is added
-        to injected 429 and 503 answers. Whole numbers are written as integers
+        to injected answers whose status is in `retry_after_statuses`. Whole numbers are written as integers
         (``"2"``); fractions are written as decimals (``"0.5"``), which real
         servers never send but keeps tests fast.
     fail_first : int
@@ -131,6 +145,30 @@ class FaultConfig:
     classes : set of str
         The endpoint classes (``"search"``, ``"staging"``, ``"data"``) the
         faults apply to. Requests of other classes are only counted.
+    retry_after_statuses : tuple of int
+        The injected statuses that carry ``Retry-After`` when `retry_after`
+        is set (default 429 and 503; add 500/502 to test a server that sends
+        it on every error).
+    class_fail_rates : mapping of str to float
+        Failure rate per endpoint class, overriding `fail_rate` for the
+        classes it names (e.g. ``{"data": 0.2, "search": 0.0}``).
+    slow_rate : float
+        Fraction (0 to 1) of successful responses with a body that stall
+        `slow_delay` seconds after sending half of the body.
+    slow_delay : float
+        Seconds a slow response stalls.
+    overlong_rate : float
+        Fraction (0 to 1) of successful responses with a body that announce
+        a ``Content-Length`` `overlong_extra` bytes larger than the body, send
+        the whole body and close the connection.
+    overlong_extra : int
+        Bytes announced beyond the real body by an over-long response.
+
+    Examples
+    --------
+    >>> faults = FaultConfig(seed=3, class_fail_rates={"data": 0.2}, statuses=(500, 502, 503, 429))
+    >>> faults.active
+    True
 
     Attributes
     ----------
@@ -142,6 +180,12 @@ class FaultConfig:
         Number of error statuses injected.
     cuts_injected : int
         Number of responses cut mid-body.
+    slows_injected : int
+        Number of responses that stalled mid-body.
+    overlongs_injected : int
+        Number of responses that announced more bytes than they sent.
+    statuses_injected : collections.Counter
+        Injected error statuses, by status code.
     hits : collections.Counter
         Requests per path (path plus query string), every method.
     get_hits : collections.Counter
@@ -161,11 +205,20 @@ class FaultConfig:
     latency: float = 0.0
     bandwidth: float | None = None
     classes: frozenset[str] = ENDPOINT_CLASSES
+    retry_after_statuses: tuple[int, ...] = (429, 503)
+    class_fail_rates: dict = field(default_factory=dict)
+    slow_rate: float = 0.0
+    slow_delay: float = 1.0
+    overlong_rate: float = 0.0
+    overlong_extra: int = 1024
 
     requests_seen: int = field(default=0, init=False, repr=False)
     faults_injected: int = field(default=0, init=False, repr=False)
     failures_injected: int = field(default=0, init=False, repr=False)
     cuts_injected: int = field(default=0, init=False, repr=False)
+    slows_injected: int = field(default=0, init=False, repr=False)
+    overlongs_injected: int = field(default=0, init=False, repr=False)
+    statuses_injected: Counter = field(default_factory=Counter, init=False, repr=False)
     hits: Counter = field(default_factory=Counter, init=False, repr=False)
     get_hits: Counter = field(default_factory=Counter, init=False, repr=False)
     bytes_sent: Counter = field(default_factory=Counter, init=False, repr=False)
@@ -183,13 +236,13 @@ class FaultConfig:
 
     @staticmethod
     def _validate(name: str, value: object) -> object:
-        if name in ("fail_rate", "cut_rate"):
+        if name in ("fail_rate", "cut_rate", "slow_rate", "overlong_rate"):
             value = float(value)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"FaultConfig.{name} must be between 0 and 1, not {value}")
-        elif name == "statuses":
+        elif name in ("statuses", "retry_after_statuses"):
             value = tuple(int(v) for v in value)
-            if not value:
+            if not value and name == "statuses":
                 raise ValueError("FaultConfig.statuses needs at least one status code")
             for status in value:
                 if not 400 <= status <= 599:
@@ -199,14 +252,27 @@ class FaultConfig:
                 value = float(value)
                 if value < 0 or (name == "bandwidth" and value == 0):
                     raise ValueError(f"FaultConfig.{name} must be positive, not {value}")
-        elif name == "fail_first":
+        elif name in ("fail_first", "overlong_extra"):
             value = int(value)
-            if value < 0:
-                raise ValueError("FaultConfig.fail_first cannot be negative")
-        elif name == "latency":
+            if value < 0 or (name == "overlong_extra" and value == 0):
+                raise ValueError(f"FaultConfig.{name} must be positive, not {value}")
+        elif name in ("latency", "slow_delay"):
             value = float(value)
             if value < 0:
-                raise ValueError("FaultConfig.latency cannot be negative")
+                raise ValueError(f"FaultConfig.{name} cannot be negative")
+        elif name == "class_fail_rates":
+            rates = {}
+            for key, rate in dict(value).items():
+                if key not in ENDPOINT_CLASSES:
+                    raise ValueError(
+                        f"FaultConfig.class_fail_rates: unknown endpoint class {key!r}; "
+                        f"use some of {sorted(ENDPOINT_CLASSES)}")
+                rate = float(rate)
+                if not 0.0 <= rate <= 1.0:
+                    raise ValueError(
+                        f"FaultConfig.class_fail_rates[{key!r}] must be between 0 and 1, not {rate}")
+                rates[key] = rate
+            value = rates
         elif name == "classes":
             if isinstance(value, str):
                 value = (value,)
@@ -255,6 +321,9 @@ class FaultConfig:
         self.faults_injected = 0
         self.failures_injected = 0
         self.cuts_injected = 0
+        self.slows_injected = 0
+        self.overlongs_injected = 0
+        self.statuses_injected = Counter()
         self.hits = Counter()
         self.get_hits = Counter()
         self.bytes_sent = Counter()
@@ -268,6 +337,9 @@ class FaultConfig:
             self.fail_rate
             or self.fail_first
             or self.cut_rate
+            or any(self.class_fail_rates.values())
+            or self.slow_rate
+            or self.overlong_rate
             or self.latency
             or self.bandwidth is not None
         )
@@ -284,21 +356,31 @@ class FaultConfig:
         if method == "GET":
             self.get_hits[key] += 1
 
-    def _failure_status(self, key: str) -> int | None:
+    def _failure_status(self, key: str, endpoint_class: str | None = None) -> int | None:
         """Decide whether this faultable request fails; return the status or None."""
         self._faultable_hits[key] += 1
         fail = self._faultable_hits[key] <= self.fail_first
-        if not fail and self.fail_rate > 0:
-            fail = self._rng.random() < self.fail_rate
+        rate = self.class_fail_rates.get(endpoint_class, self.fail_rate)
+        if not fail and rate > 0:
+            fail = self._rng.random() < rate
         if not fail:
             return None
         self.failures_injected += 1
         self.faults_injected += 1
-        return self._rng.choice(self.statuses)
+        status = self._rng.choice(self.statuses)
+        self.statuses_injected[status] += 1
+        return status
 
     def _plan(self, key: str) -> FaultPlan:
+        # Draw only for the modes that are on, so a given seed meets the same
+        # faults as before a mode existed.
         cut = self.cut_rate > 0 and self._rng.random() < self.cut_rate
-        return FaultPlan(key=key, cut=cut, bandwidth=self.bandwidth, faults=self)
+        overlong = (not cut and self.overlong_rate > 0
+                    and self._rng.random() < self.overlong_rate)
+        slow = self.slow_rate > 0 and self._rng.random() < self.slow_rate
+        return FaultPlan(key=key, cut=cut, bandwidth=self.bandwidth, faults=self,
+                         slow=self.slow_delay if slow else 0.0,
+                         overlong=self.overlong_extra if overlong else 0)
 
 
 @dataclass
@@ -315,12 +397,18 @@ class FaultPlan:
         Bytes per second, or ``None`` for no limit.
     faults : FaultConfig or None
         Where to count bytes sent and cuts.
+    slow : float
+        Seconds to stall after half of the body (0: no stall).
+    overlong : int
+        Bytes announced beyond the body (0: the exact length is announced).
     """
 
     key: str = ""
     cut: bool = False
     bandwidth: float | None = None
     faults: FaultConfig | None = None
+    slow: float = 0.0
+    overlong: int = 0
 
 
 _PLAN_KEY = web.RequestKey("sunpy_archives_fault_plan", FaultPlan)
@@ -332,10 +420,11 @@ def _retry_after_value(seconds: float) -> str:
     return f"{seconds:g}"
 
 
-def _fault_response(status: int, retry_after: float | None) -> web.Response:
+def _fault_response(status: int, retry_after: float | None,
+                    retry_after_statuses: tuple[int, ...] = (429, 503)) -> web.Response:
     reason = _REASONS.get(status, "Error")
     headers = {"X-Fault-Injected": "1"}
-    if retry_after is not None and status in (429, 503):
+    if retry_after is not None and status in retry_after_statuses:
         headers["Retry-After"] = _retry_after_value(retry_after)
     return web.Response(
         status=status,
@@ -381,13 +470,14 @@ def fault_middleware(faults: FaultConfig, classify: Classifier | None = None) ->
             return await handler(request)
         if faults.latency > 0:
             await asyncio.sleep(faults.latency)
-        status = faults._failure_status(key)
+        status = faults._failure_status(key, endpoint_class)
         if status is not None:
-            return _fault_response(status, faults.retry_after)
+            return _fault_response(status, faults.retry_after, faults.retry_after_statuses)
         plan = faults._plan(key)
         request[_PLAN_KEY] = plan
         response = await handler(request)
-        if response.prepared or not (plan.cut or plan.bandwidth is not None):
+        if response.prepared or not (plan.cut or plan.bandwidth is not None or plan.slow
+                                     or plan.overlong):
             return response
         if not isinstance(response, web.Response) or not 200 <= response.status < 300:
             return response
@@ -401,7 +491,7 @@ def fault_middleware(faults: FaultConfig, classify: Classifier | None = None) ->
         }
         streamed = web.StreamResponse(status=response.status, reason=response.reason,
                                       headers=headers)
-        streamed.content_length = len(body)
+        streamed.content_length = len(body) + plan.overlong
         await streamed.prepare(request)
         await _write_body(request, streamed, memoryview(bytes(body)), plan)
         return streamed
@@ -416,6 +506,7 @@ async def _write_body(
     if plan.cut:
         body = body[: len(body) // 2]
     bandwidth = plan.bandwidth
+    stall_at = len(body) // 2 if plan.slow > 0 else -1
     sent = 0
     started = time.monotonic()
     if bandwidth is None:
@@ -423,8 +514,19 @@ async def _write_body(
     else:
         # Small enough chunks for a smooth rate, big enough to stay cheap.
         chunk = int(min(max(bandwidth / 20.0, 64), _CHUNK * 4))
-    for offset in range(0, len(body), chunk):
-        piece = body[offset:offset + chunk]
+    pieces = [(offset, min(offset + chunk, len(body))) for offset in range(0, len(body), chunk)]
+    if stall_at > 0:
+        # Split at the stall point so the stall happens after exactly half.
+        pieces = [part for lo, hi in pieces
+                  for part in (((lo, stall_at), (stall_at, hi)) if lo < stall_at < hi
+                               else ((lo, hi),))]
+    for lo, hi in pieces:
+        if lo == stall_at and stall_at > 0:
+            if plan.faults is not None:
+                plan.faults.slows_injected += 1
+                plan.faults.faults_injected += 1
+            await asyncio.sleep(plan.slow)
+        piece = body[lo:hi]
         # Count before writing: once the client has the bytes, the count is there.
         if plan.faults is not None:
             plan.faults.bytes_sent[plan.key] += len(piece)
@@ -434,9 +536,12 @@ async def _write_body(
             delay = started + sent / bandwidth - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
-    if plan.cut:
+    if plan.cut or plan.overlong:
         if plan.faults is not None:
-            plan.faults.cuts_injected += 1
+            if plan.cut:
+                plan.faults.cuts_injected += 1
+            else:
+                plan.faults.overlongs_injected += 1
             plan.faults.faults_injected += 1
         # Close the connection with the announced length not reached. The
         # transport flushes what was written, then closes; aiohttp then fails
@@ -560,7 +665,7 @@ async def send_bytes(
     response.content_type = content_type
     response.headers["Accept-Ranges"] = "bytes"
     response.headers["ETag"] = _etag(data)
-    response.content_length = stop - start
+    response.content_length = stop - start + (plan.overlong if request.method != "HEAD" else 0)
     await response.prepare(request)
     if request.method == "HEAD":
         await response.write_eof()

@@ -258,3 +258,105 @@ def test_invalid_settings_are_refused(setting, value):
 def test_unknown_setting_is_refused():
     with pytest.raises(TypeError):
         FaultConfig().configure(fail_ratio=0.5)
+
+
+# --- the modes added for the reliability suite ---------------------------------------------------
+
+@pytest.mark.parametrize("status", [500, 502, 503, 429])
+def test_retry_after_on_any_status_when_asked(server, faults, status):
+    faults.configure(fail_rate=1.0, statuses=(status,), retry_after=1,
+                     retry_after_statuses=(500, 502, 503, 429))
+    answer = get(server, "/data/a")
+    assert answer.status_code == status
+    assert answer.headers["Retry-After"] == "1"
+    faults.retry_after_statuses = ()
+    assert "Retry-After" not in get(server, "/data/a").headers
+    assert faults.statuses_injected[status] == 2
+
+
+def test_class_fail_rates_override_fail_rate(server, faults):
+    faults.configure(fail_rate=1.0, class_fail_rates={"data": 0.0})
+    assert get(server, "/data/a").status_code == 200
+    assert get(server, "/search").status_code >= 500
+    faults.configure(fail_rate=0.0, class_fail_rates={"search": 1.0})
+    assert get(server, "/data/a").status_code == 200
+    assert get(server, "/search").status_code >= 500
+    assert faults.active
+
+
+def test_class_fail_rate_is_deterministic_and_near_the_rate(server, faults):
+    def statuses():
+        faults.reset()
+        faults.configure(seed=11, class_fail_rates={"data": 0.2})
+        return [get(server, f"/data/{i}").status_code for i in range(60)]
+
+    first = statuses()
+    assert statuses() == first
+    failed = sum(code != 200 for code in first)
+    assert failed == faults.failures_injected
+    assert 3 <= failed <= 24  # 20% of 60 = 12, far from both bounds
+
+
+def test_overlong_content_length_sends_whole_body_then_closes(server, faults):
+    faults.configure(overlong_rate=1.0, overlong_extra=500)
+
+    async def fetch(path):
+        async with aiohttp.ClientSession() as session:
+            async with session.get(server.url + path) as answer:
+                assert answer.content_length == len(PAYLOAD) + 500
+                got = b""
+                with pytest.raises(aiohttp.ClientPayloadError):
+                    async for piece in answer.content.iter_any():
+                        got += piece
+                return got
+
+    assert asyncio.run(fetch("/data/a")) == PAYLOAD  # every real byte, yet not "complete"
+    assert faults.overlongs_injected == 1 and faults.faults_injected == 1
+    with pytest.raises(requests.exceptions.ChunkedEncodingError):
+        get(server, "/search")  # a handler-built body too
+    assert faults.overlongs_injected == 2
+    # HEAD announces the true length.
+    assert requests.head(server.url + "/data/a", timeout=10).headers["Content-Length"] == str(
+        len(PAYLOAD))
+
+
+def test_slow_response_stalls_mid_body_then_completes(server, faults):
+    faults.configure(slow_rate=1.0, slow_delay=0.4)
+    started = time.monotonic()
+    assert get(server, "/data/a").content == PAYLOAD
+    assert time.monotonic() - started >= 0.4
+    assert faults.slows_injected == 1
+    # A client with a shorter read timeout sees the stall as a timeout.
+    with pytest.raises(requests.exceptions.ConnectionError):
+        requests.get(server.url + "/data/a", timeout=(5, 0.1)).content
+    time.sleep(0.4)  # let the server finish the stalled answer
+
+
+def test_modes_combine_deterministically(server, faults):
+    def run():
+        faults.reset()
+        faults.configure(seed=5, fail_rate=0.2, cut_rate=0.2, overlong_rate=0.2,
+                         statuses=(500, 502, 503, 429))
+        outcomes = []
+        for i in range(30):
+            try:
+                answer = get(server, f"/data/{i}")
+                outcomes.append(answer.status_code if answer.content == PAYLOAD else "short")
+            except requests.exceptions.RequestException:
+                outcomes.append("broken")
+        return outcomes, faults.faults_injected
+
+    first = run()
+    assert run() == first
+    assert {"broken"} & set(first[0]) and {200} & set(first[0])
+    assert first[1] == sum(o != 200 for o in first[0])
+
+
+@pytest.mark.parametrize("setting, value", [
+    ("slow_rate", 2), ("overlong_rate", -1), ("slow_delay", -0.1), ("overlong_extra", 0),
+    ("class_fail_rates", {"bogus": 0.1}), ("class_fail_rates", {"data": 1.5}),
+    ("retry_after_statuses", (200,)),
+])
+def test_invalid_new_settings_are_refused(setting, value):
+    with pytest.raises(ValueError):
+        FaultConfig().configure(**{setting: value})
