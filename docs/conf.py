@@ -24,9 +24,11 @@ _cache = tempfile.mkdtemp(prefix="sunpy-archives-docs-cache-")
 os.environ["SUNPY_ARCHIVES_CACHE_DIR"] = _cache
 atexit.register(shutil.rmtree, _cache, ignore_errors=True)
 
-# The gallery examples point the SPICE client at a server they start
-# themselves; drop settings that could send anything elsewhere first.
-for _variable in ("SUNPY_ARCHIVES_SPICE_URL", "SUNPY_ARCHIVES_SOAR_URL"):
+# The gallery examples point the clients at servers they start themselves;
+# drop settings that could send anything elsewhere first.
+for _variable in ("SUNPY_ARCHIVES_SPICE_URL", "SUNPY_ARCHIVES_SOAR_URL", "IMAP_DATA_ACCESS_URL",
+                  "IMAP_API_KEY", "SUNPY_ARCHIVES_JSOC_URL", "SUNPY_ARCHIVES_JSOC_EMAIL",
+                  "SUNPY_ARCHIVES_ESO_URL"):
     os.environ.pop(_variable, None)
 
 DOCS = Path(__file__).resolve().parent

@@ -1,7 +1,7 @@
 """
-=====================================================
+========================================================
 Searching and downloading IMAP Science Data Center files
-=====================================================
+========================================================
 
 How to find IMAP files with `~sunpy.net.Fido` (instrument, level, time,
 descriptor, version), download them in parallel into the SDC's own folder

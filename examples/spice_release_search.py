@@ -70,6 +70,16 @@ closest = Fido.search(a.spice.Closest("2023-03-01T12:00"), a.Level(2))
 print(closest[0]["Start Time", "Filename"])
 
 ###############################################################################
+# sunpy's own way to say the same thing, ``a.Time(start, end, near=...)``,
+# keeps the nearest file among those starting within [start, end]. Without
+# ``a.Level`` there is one file per level. Combined with ``a.spice.SOOP``,
+# it answers "the file of this SOOP nearest this time".
+soop = result[0][0]["SOOP Name"]
+near = Fido.search(a.spice.SOOP(soop),
+                   a.Time("2023-01-01", "2023-12-31", near="2023-03-15T00:00"))
+print(near[0]["Start Time", "Level", "SOOP Name", "Filename"])
+
+###############################################################################
 # Download the first three files of the first search. ``{file_path}`` is the
 # release tree's ``level2/YYYY/MM/DD`` folder, so the files land in the same
 # layout as on the server. A second fetch finds them complete and downloads

@@ -1,5 +1,6 @@
 """The ``sunpy-archives`` command line, run as a user runs it."""
 
+import json
 import os
 import shutil
 import subprocess
@@ -20,18 +21,32 @@ def _env(tmp_path):
     return env
 
 
-def test_demo_fetches_into_the_release_layout(tmp_path):
+def test_demo_fetches_from_every_archive(tmp_path):
     target = tmp_path / "out"
-    done = subprocess.run(CLI + ["demo", "--path", str(target), "--max-files", "3", "--no-progress"],
+    done = subprocess.run(CLI + ["demo", "--path", str(target), "--max-files", "2",
+                                 "--no-progress"],
                           env=_env(tmp_path), capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
-    files = sorted(target.rglob("*.fits"))
-    assert len(files) == 3
-    for path in files:
-        assert path.relative_to(target).parts[0] == "level2"
-        assert str(path) in done.stdout
-    assert "Results from the SPICEClient" in done.stdout
-    assert f"Done: 3 files in {target}" in done.stdout
+    layouts = {"spice": ("level2", ".fits"), "imap": ("imap", ".cdf"), "jsoc": (None, ".fits"),
+               "eso": (None, ".png")}
+    for archive, (first, suffix) in layouts.items():
+        files = sorted(p for p in (target / archive).rglob("*") if p.is_file())
+        assert len(files) == 2, archive
+        for path in files:
+            assert path.suffix == suffix
+            parts = path.relative_to(target / archive).parts
+            assert (parts[0] == first) if first else len(parts) == 1
+            assert str(path) in done.stdout
+    for client in ("SPICEClient", "IMAPClient", "DRMSClient", "ESOClient"):
+        assert f"results from the {client}" in done.stdout
+    assert f"Done: 8 files in {target}" in done.stdout
+
+
+def test_demo_one_archive(tmp_path):
+    target = tmp_path / "out"
+    assert main(["demo", "eso", "--path", str(target), "--max-files", "1", "--no-progress"]) == 0
+    assert [p.parent.name for p in target.rglob("*.png")] == ["eso"]
+    assert not (target / "spice").exists()
 
 
 def test_serve_prints_urls_and_variables(tmp_path):
@@ -51,6 +66,42 @@ def test_serve_prints_urls_and_variables(tmp_path):
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_serve_all_prints_every_archive(tmp_path):
+    proc = subprocess.Popen(CLI + ["serve"], env=_env(tmp_path), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        lines = []
+        while not lines or not lines[-1].startswith("Serving"):
+            line = proc.stdout.readline()
+            assert line, proc.stderr.read()
+            lines.append(line.strip())
+        names = [line.split(":", 1)[0] for line in lines
+                 if not line.startswith(("export", "Serving"))]
+        assert names == ["spice", "imap", "jsoc", "eso"]
+        exports = dict(line[len("export "):].split("=", 1)
+                       for line in lines if line.startswith("export "))
+        assert {"IMAP_DATA_ACCESS_URL", "SUNPY_ARCHIVES_JSOC_URL",
+                "SUNPY_ARCHIVES_ESO_URL"} <= set(exports)
+        with urllib.request.urlopen(exports["SUNPY_ARCHIVES_ESO_URL"] + "/tap_obs/availability",
+                                    timeout=10) as response:
+            assert response.status == 200
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_serve_port_needs_one_archive(capsys):
+    assert main(["serve", "--port", "8765"]) == 2
+    assert "--port needs one archive" in capsys.readouterr().err
+
+
+def test_imap_dropin_still_there(imap_env, capsys):
+    assert main(["imap", "query", "--instrument", "mag", "--data-level", "l2",
+                 "--output-format", "json"]) == 0
+    records = json.loads(capsys.readouterr().out)
+    assert records and {r["instrument"] for r in records} == {"mag"}
 
 
 def test_bad_argument_is_one_line_and_nonzero(capsys):
