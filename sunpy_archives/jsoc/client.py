@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import math
 import re
 import socket
 import time
@@ -130,8 +131,9 @@ def _(wlk, attr, params):
     import astropy.units as u
 
     seconds = float(attr.value.to_value(u.s)) if hasattr(attr.value, "unit") else float(attr.value)
-    if seconds <= 0:
-        raise BadInputError("a.Sample must be positive", archive=ARCHIVE)
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise BadInputError(f"a.Sample must be a positive, finite interval, not {attr.value!r}",
+                            archive=ARCHIVE)
     _set_once(params, "sample", seconds, "sample")
 
 
