@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from sunpy.net.attr import AttrAnd, AttrOr, AttrWalker, DataAttr
 
-__all__ = ["block_walker", "append"]
+__all__ = ["block_walker", "append", "routes_to"]
 
 
 def _create_or(wlk, tree):
@@ -54,3 +54,24 @@ def block_walker() -> AttrWalker:
 def append(params: dict, key: str, value) -> None:
     """Add ``value`` to the list ``params[key]`` (an attr may appear more than once in a block)."""
     params.setdefault(key, []).append(value)
+
+
+def routes_to(query, own: tuple[type, ...], generic: tuple[type, ...]) -> bool:
+    """The routing rule of every client's ``_can_handle_query``.
+
+    A client answers only if it understands every attr of the query *and* at
+    least one attr is of its own namespace (VSO and SOAR accept any core attrs,
+    so a query of core attrs alone must stay with them). Values are not looked
+    at here: they are checked in ``search``, where clear errors can be raised.
+
+    Examples
+    --------
+    >>> import sunpy.net.attrs as a
+    >>> routes_to([a.Level(2)], own=(a.Provider,), generic=(a.Level,))
+    False
+    >>> routes_to([a.Level(2), a.Provider("X")], own=(a.Provider,), generic=(a.Level,))
+    True
+    """
+    supported = own + generic
+    return (all(isinstance(attr, supported) for attr in query)
+            and any(isinstance(attr, own) for attr in query))

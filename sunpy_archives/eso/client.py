@@ -17,7 +17,7 @@ from ..core.download import DownloadJob, fetch
 from ..core.errors import ArchiveWarning, BadInputError, SearchError
 from ..core.http import make_session
 from ..core.table import make_table
-from ..core.walker import append, block_walker
+from ..core.walker import append, block_walker, routes_to
 from . import _attrs as ea
 from .adql import deprecated_query, files_query
 from .datalink import product_files
@@ -49,7 +49,6 @@ HIDDEN = ("Access URL", "Listed By")
 # --- query tree -> one parameter block per OR branch ------------------------------------------
 
 walker = block_walker()
-
 
 
 @walker.add_applier(ea.Collection)
@@ -453,10 +452,7 @@ class ESOClient(BaseClient):
 
     @classmethod
     def _can_handle_query(cls, *query) -> bool:
-        supported = OWN_ATTRS + GENERIC_ATTRS
-        return all(isinstance(attr, supported) for attr in query) and any(
-            isinstance(attr, OWN_ATTRS) for attr in query
-        )
+        return routes_to(query, OWN_ATTRS, GENERIC_ATTRS)
 
     @classmethod
     def _attrs_module(cls):

@@ -17,7 +17,7 @@ from sunpy.net.base_client import BaseClient, convert_row_to_table
 from ..core.download import DownloadJob, fetch, relpath_values
 from ..core.errors import BadInputError
 from ..core.table import make_table
-from ..core.walker import block_walker
+from ..core.walker import block_walker, routes_to
 from . import _attrs as ia
 from .api import SDCApi, build_query_params, build_spice_params, storage_splits
 from .filenames import ARCHIVE, parse_filename
@@ -382,9 +382,7 @@ class IMAPClient(BaseClient):
 
     @classmethod
     def _can_handle_query(cls, *query) -> bool:
-        supported = OWN_ATTRS + GENERIC_ATTRS
-        return (all(isinstance(attr, supported) for attr in query)
-                and any(isinstance(attr, OWN_ATTRS) for attr in query))
+        return routes_to(query, OWN_ATTRS, GENERIC_ATTRS)
 
     @classmethod
     def _attrs_module(cls):

@@ -25,7 +25,7 @@ from ..core.errors import ArchiveWarning, BadInputError, SearchError, UnknownVal
 from ..core.http import retry_delay
 from ..core.polling import Backoff
 from ..core.table import make_table
-from ..core.walker import block_walker
+from ..core.walker import block_walker, routes_to
 from . import _attrs as da
 from .export import ExportFailed, ExportResult, ExportTimeout, ExportTooLarge, Stager
 from .recordset import (TIME_KEYS, compact, drms_time, parse_times, query_spec, record_keys,
@@ -671,9 +671,7 @@ class DRMSClient(BaseClient):
 
     @classmethod
     def _can_handle_query(cls, *query) -> bool:
-        supported = OWN_ATTRS + SUNPY_ATTRS
-        return (all(isinstance(attr, supported) for attr in query)
-                and any(isinstance(attr, OWN_ATTRS) for attr in query))
+        return routes_to(query, OWN_ATTRS, SUNPY_ATTRS)
 
     @classmethod
     def _attrs_module(cls):

@@ -20,7 +20,7 @@ from ..core.download import DownloadJob, fetch, relpath_values
 from ..core.errors import ArchiveWarning, BadInputError
 from ..core.http import make_session
 from ..core.table import make_table
-from ..core.walker import append, block_walker
+from ..core.walker import append, block_walker, routes_to
 from . import _attrs as sa
 from .catalog import closest_rows, date_mask, load_table, table_columns, table_dtypes
 from .files import file_url, soar_file_url
@@ -40,7 +40,6 @@ GENERIC_ATTRS = (a.Time, a.Level, a.Wavelength, a.Instrument, a.Provider)
 # --- query tree -> one parameter block per OR branch ------------------------------------------
 
 walker = block_walker()
-
 
 
 @walker.add_applier(sa.Release)
@@ -357,9 +356,7 @@ class SPICEClient(BaseClient):
 
     @classmethod
     def _can_handle_query(cls, *query) -> bool:
-        supported = OWN_ATTRS + GENERIC_ATTRS
-        return (all(isinstance(attr, supported) for attr in query)
-                and any(isinstance(attr, OWN_ATTRS) for attr in query))
+        return routes_to(query, OWN_ATTRS, GENERIC_ATTRS)
 
     @classmethod
     def _attrs_module(cls):
