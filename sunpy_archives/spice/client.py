@@ -95,7 +95,7 @@ def _(wlk, attr, params):
     import astropy.units as u
 
     append(params, "wavelength", (attr.min.to_value(u.nm, equivalencies=u.spectral()),
-                                   attr.max.to_value(u.nm, equivalencies=u.spectral())))
+                                  attr.max.to_value(u.nm, equivalencies=u.spectral())))
 
 
 def normalise_level(value) -> str:
