@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from sunpy.net.attr import AttrAnd, AttrOr, AttrWalker, DataAttr
 
-__all__ = ["block_walker", "append", "routes_to"]
+__all__ = ["block_walker", "append", "collect_values", "routes_to"]
 
 
 def _create_or(wlk, tree):
@@ -54,6 +54,24 @@ def block_walker() -> AttrWalker:
 def append(params: dict, key: str, value) -> None:
     """Add ``value`` to the list ``params[key]`` (an attr may appear more than once in a block)."""
     params.setdefault(key, []).append(value)
+
+
+def collect_values(walker: AttrWalker, keys: dict[type, str]) -> None:
+    """Register, for each attr type, an applier that appends ``attr.value`` to ``params[key]``.
+
+    Most attrs need nothing more; register a function of your own for the others.
+
+    Examples
+    --------
+    >>> import sunpy.net.attrs as a
+    >>> walker = block_walker()
+    >>> collect_values(walker, {a.Level: "level", a.Provider: "provider"})
+    >>> walker.create(a.Level(2) & a.Provider("X"))
+    [{'level': [2], 'provider': ['X']}]
+    """
+    for attr_type, key in keys.items():
+        walker.add_applier(attr_type)(
+            lambda wlk, attr, params, key=key: append(params, key, attr.value))
 
 
 def routes_to(query, own: tuple[type, ...], generic: tuple[type, ...]) -> bool:

@@ -17,7 +17,7 @@ from ..core.download import DownloadJob, fetch
 from ..core.errors import ArchiveWarning, BadInputError, SearchError
 from ..core.http import make_session
 from ..core.table import make_table
-from ..core.walker import append, block_walker, routes_to
+from ..core.walker import append, block_walker, collect_values, routes_to
 from . import _attrs as ea
 from .adql import deprecated_query, files_query
 from .datalink import product_files
@@ -49,31 +49,13 @@ HIDDEN = ("Access URL", "Listed By")
 # --- query tree -> one parameter block per OR branch ------------------------------------------
 
 walker = block_walker()
-
-
-@walker.add_applier(ea.Collection)
-def _(wlk, attr, params):
-    append(params, "collection", attr.value)
-
-
-@walker.add_applier(ea.Category)
-def _(wlk, attr, params):
-    append(params, "category", attr.value)
-
-
-@walker.add_applier(ea.ProductID)
-def _(wlk, attr, params):
-    append(params, "product_id", attr.value)
-
-
-@walker.add_applier(ea.Extension)
-def _(wlk, attr, params):
-    append(params, "extension", attr.value)
-
-
-@walker.add_applier(ea.MaxRecords)
-def _(wlk, attr, params):
-    append(params, "maxrec", attr.value)
+collect_values(walker, {
+    ea.Collection: "collection",
+    ea.Category: "category",
+    ea.ProductID: "product_id",
+    ea.Extension: "extension",
+    ea.MaxRecords: "maxrec",
+})
 
 
 @walker.add_applier(ea.Cone)

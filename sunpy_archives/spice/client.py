@@ -20,7 +20,7 @@ from ..core.download import DownloadJob, fetch, relpath_values
 from ..core.errors import ArchiveWarning, BadInputError
 from ..core.http import make_session
 from ..core.table import make_table
-from ..core.walker import append, block_walker, routes_to
+from ..core.walker import append, block_walker, collect_values, routes_to
 from . import _attrs as sa
 from .catalog import closest_rows, date_mask, load_table, table_columns, table_dtypes
 from .files import file_url, soar_file_url
@@ -40,26 +40,16 @@ GENERIC_ATTRS = (a.Time, a.Level, a.Wavelength, a.Instrument, a.Provider)
 # --- query tree -> one parameter block per OR branch ------------------------------------------
 
 walker = block_walker()
-
-
-@walker.add_applier(sa.Release)
-def _(wlk, attr, params):
-    append(params, "release", attr.value)
-
-
-@walker.add_applier(sa.SOOP)
-def _(wlk, attr, params):
-    append(params, "soop", attr.value)
+collect_values(walker, {
+    sa.Release: "release",
+    sa.SOOP: "soop",
+    sa.Closest: "near",
+})
 
 
 @walker.add_applier(sa.Query)
 def _(wlk, attr, params):
     append(params, "query", attr)
-
-
-@walker.add_applier(sa.Closest)
-def _(wlk, attr, params):
-    append(params, "near", attr.value)
 
 
 @walker.add_applier(a.Time)
